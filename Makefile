@@ -1,0 +1,26 @@
+# A fresh machine needs two commands:  `make quickstart`  then  `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+SUDO    = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+STAMP   = $(VENV)/.installed
+
+.PHONY: setup quickstart test bench clean
+
+$(STAMP): setup.cfg pyproject.toml scripts/install.sh
+	PYTHON=$(PYTHON) VENV=$(VENV) SUDO=$(SUDO) bash scripts/install.sh
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+quickstart: setup
+	$(BIN)/mnv1-tk zoo --out runs/quickstart
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+bench: setup
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,43 @@
+"""`mnv1-tk`: the command line. Each command body is one call to a documented package function."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from toolkit import __version__
+from toolkit.errors import ToolkitError
+
+
+class Group(click.Group):
+    """Turns every ToolkitError into one line on stderr and exit code 2 (a traceback with --debug)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ToolkitError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mnv1-tk")
+@click.option("--debug", is_flag=True, help="Show tracebacks and MindSpore's own log.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """MobileNetV1 from training to a phone: train, validate, export, convert, predict."""
+    ctx.obj = {"debug": debug}
+    if not debug:
+        os.environ.setdefault("GLOG_v", "4")  # MindSpore: only critical messages
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+# Subcommands register themselves on `main` when imported.
+from toolkit.cli import train, validate, export  # noqa: E402,F401

@@ -1,0 +1,7 @@
+"""Runtime adapters behind one `Predictor` interface, chosen by file suffix."""
+
+from toolkit.runtimes.base import InputSpec, Predictor, load_predictor, register_runtime, runtime_for
+
+# Built-in runtimes register themselves when imported; each imports its engine lazily.
+
+__all__ = ["InputSpec", "Predictor", "load_predictor", "register_runtime", "runtime_for"]
