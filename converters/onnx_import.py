@@ -1,0 +1,318 @@
+"""ONNX -> graph IR (NCHW).
+
+One `import_<op>` function per ONNX op type, looked up in `IMPORTERS`. Every unsupported op in
+the model is collected first, then reported together, with the list of supported ops.
+Covers what `mindspore.onnx.export` writes for MobileNetV1 (Conv, BatchNormalization, Clip,
+ReduceMean, Gemm) and what other exporters write for it (Relu, GlobalAveragePool, AveragePool,
+Flatten/Reshape, MatMul + Add, Softmax, Pad, Identity/Dropout).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from converters.ir import Graph
+from toolkit.card import ModelCard
+from toolkit.errors import ModelCardError, ModelFileError, UnsupportedOpError
+
+
+class _Context:
+    """Import state: the graph being built and an alias table for ops that vanish (Identity, Dropout)."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.alias: dict[str, str] = {}
+
+    def name(self, tensor: str) -> str:
+        return self.alias.get(tensor, tensor)
+
+    def const(self, tensor: str) -> np.ndarray | None:
+        name = self.name(tensor)
+        return self.graph.tensors[name].data if name in self.graph.tensors else None
+
+    def shape(self, tensor: str) -> tuple[int, ...]:
+        return self.graph.tensors[self.name(tensor)].shape
+
+    def emit(self, onnx_node, op: str, inputs: list[str], **attrs) -> None:
+        out = onnx_node.output[0]
+        self.graph.add_tensor(out, ())
+        node = self.graph.add_node(op, _layer_name(onnx_node), [self.name(t) for t in inputs], [out], **attrs)
+        from converters.ir.ops import check_node
+
+        check_node(self.graph, node)  # infers the output shape now, so later importers can read it
+
+
+def _layer_name(onnx_node) -> str:
+    """Name layers after their weight (`features.3.0.weight` -> `features.3.0`) when it has a readable name."""
+    if onnx_node.op_type in ("Conv", "Gemm", "MatMul") and onnx_node.input[1].endswith(".weight"):
+        return onnx_node.input[1][: -len(".weight")]
+    return onnx_node.name or onnx_node.output[0]
+
+
+def _attrs(onnx_node) -> dict:
+    import onnx
+
+    return {a.name: onnx.helper.get_attribute_value(a) for a in onnx_node.attribute}
+
+
+def _require_const(ctx: _Context, onnx_node, tensor: str, what: str) -> np.ndarray:
+    value = ctx.const(tensor)
+    if value is None:
+        raise UnsupportedOpError(f"{onnx_node.op_type} node '{onnx_node.name}': {what} must be a constant")
+    return value
+
+
+def _conv_pads(ctx: _Context, onnx_node, attrs: dict, kernel, strides, dilations) -> tuple[int, int, int, int]:
+    auto_pad = attrs.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if auto_pad in ("NOTSET", ""):
+        p = list(attrs.get("pads", [0, 0, 0, 0]))
+        return (p[0], p[1], p[2], p[3])
+    if auto_pad == "VALID":
+        return (0, 0, 0, 0)
+    pads = []
+    for size, k, s, d in zip(ctx.shape(onnx_node.input[0])[2:], kernel, strides, dilations):
+        out = -(-size // s)
+        total = max(0, (out - 1) * s + d * (k - 1) + 1 - size)
+        small, large = total // 2, total - total // 2
+        pads.append((small, large) if auto_pad == "SAME_UPPER" else (large, small))
+    return (pads[0][0], pads[1][0], pads[0][1], pads[1][1])
+
+
+def import_conv(ctx: _Context, node) -> None:
+    attrs = _attrs(node)
+    weight = _require_const(ctx, node, node.input[1], "the weight")
+    if weight.ndim != 4:
+        raise UnsupportedOpError(f"Conv node '{node.name}': only 2-D convolutions are supported")
+    kernel = weight.shape[2:]
+    strides = tuple(attrs.get("strides", (1, 1)))
+    dilations = tuple(attrs.get("dilations", (1, 1)))
+    pads = _conv_pads(ctx, node, attrs, kernel, strides, dilations)
+    groups = attrs.get("group", 1)
+    in_channels = ctx.shape(node.input[0])[1]
+    inputs = [t for t in node.input if t]
+    common = dict(strides=strides, pads=pads, dilations=dilations)
+    if groups > 1 and groups == in_channels and weight.shape[1] == 1:
+        ctx.emit(node, "depthwise_conv2d", inputs, **common)
+    else:
+        ctx.emit(node, "conv2d", inputs, groups=groups, **common)
+
+
+def import_batch_normalization(ctx: _Context, node) -> None:
+    for tensor in node.input[1:5]:
+        _require_const(ctx, node, tensor, "scale, bias, mean and variance")
+    ctx.emit(node, "batch_norm", list(node.input[:5]), epsilon=float(_attrs(node).get("epsilon", 1e-5)))
+
+
+def import_relu(ctx: _Context, node) -> None:
+    ctx.emit(node, "relu", [node.input[0]])
+
+
+def import_clip(ctx: _Context, node) -> None:
+    attrs = _attrs(node)
+    low, high = attrs.get("min", -np.inf), attrs.get("max", np.inf)
+    if len(node.input) > 1 and node.input[1]:
+        low = float(_require_const(ctx, node, node.input[1], "min"))
+    if len(node.input) > 2 and node.input[2]:
+        high = float(_require_const(ctx, node, node.input[2], "max"))
+    if low == 0 and high == 6:
+        ctx.emit(node, "relu6", [node.input[0]])
+    elif low == 0 and np.isinf(high):
+        ctx.emit(node, "relu", [node.input[0]])
+    else:
+        raise UnsupportedOpError(f"Clip node '{node.name}' clips to [{low}, {high}]; only ReLU [0, inf) "
+                                 "and ReLU6 [0, 6] are supported")
+
+
+def import_reduce_mean(ctx: _Context, node) -> None:
+    attrs = _attrs(node)
+    axes = attrs.get("axes")
+    if axes is None and len(node.input) > 1 and node.input[1]:
+        axes = _require_const(ctx, node, node.input[1], "axes").tolist()
+    rank = len(ctx.shape(node.input[0]))
+    axes = tuple(sorted(a % rank for a in (axes if axes is not None else range(rank))))
+    ctx.emit(node, "mean", [node.input[0]], axes=axes, keepdims=bool(attrs.get("keepdims", 1)))
+
+
+def import_global_average_pool(ctx: _Context, node) -> None:
+    ctx.emit(node, "mean", [node.input[0]], axes=(2, 3), keepdims=True)
+
+
+def import_average_pool(ctx: _Context, node) -> None:
+    attrs = _attrs(node)
+    kernel = tuple(attrs["kernel_shape"])
+    strides = tuple(attrs.get("strides", (1, 1)))
+    pads = _conv_pads(ctx, node, attrs, kernel, strides, (1, 1))
+    if any(pads) and attrs.get("count_include_pad", 0):
+        raise UnsupportedOpError(f"AveragePool node '{node.name}' counts padding; TFLite averages valid pixels only")
+    ctx.emit(node, "avg_pool2d", [node.input[0]], kernel=kernel, strides=strides, pads=pads)
+
+
+def import_gemm(ctx: _Context, node) -> None:
+    attrs = _attrs(node)
+    if attrs.get("transA", 0):
+        raise UnsupportedOpError(f"Gemm node '{node.name}' transposes its input (transA=1)")
+    weight = _require_const(ctx, node, node.input[1], "B (the weight)").astype(np.float32)
+    weight = weight if attrs.get("transB", 0) else weight.T
+    weight = weight * np.float32(attrs.get("alpha", 1.0))
+    graph = ctx.graph
+    inputs = [node.input[0], graph.add_const(f"{node.name}_weight", weight).name]
+    if len(node.input) > 2 and node.input[2]:
+        bias = _require_const(ctx, node, node.input[2], "C (the bias)").astype(np.float32)
+        bias = np.broadcast_to(bias * np.float32(attrs.get("beta", 1.0)), (weight.shape[0],))
+        inputs.append(graph.add_const(f"{node.name}_bias", bias).name)
+    ctx.emit(node, "fully_connected", inputs)
+
+
+def import_mat_mul(ctx: _Context, node) -> None:
+    weight = _require_const(ctx, node, node.input[1], "the second input (the weight)").astype(np.float32)
+    if weight.ndim != 2 or len(ctx.shape(node.input[0])) != 2:
+        raise UnsupportedOpError(f"MatMul node '{node.name}': only [N, K] x [K, M] is supported")
+    ctx.emit(node, "fully_connected", [node.input[0], ctx.graph.add_const(f"{node.name}_weight", weight.T).name])
+
+
+def import_add(ctx: _Context, node) -> None:
+    a, b = node.input[0], node.input[1]
+    if ctx.const(a) is not None and ctx.const(b) is None:
+        a, b = b, a  # keep the activation first
+    ctx.emit(node, "add", [a, b])
+
+
+def import_flatten(ctx: _Context, node) -> None:
+    shape = ctx.shape(node.input[0])
+    axis = _attrs(node).get("axis", 1) % len(shape)
+    ctx.emit(node, "reshape", [node.input[0]],
+             shape=(int(np.prod(shape[:axis])), int(np.prod(shape[axis:]))))
+
+
+def import_reshape(ctx: _Context, node) -> None:
+    target = [int(d) for d in _require_const(ctx, node, node.input[1], "the shape")]
+    source = ctx.shape(node.input[0])
+    target = [source[i] if d == 0 else d for i, d in enumerate(target)]
+    if -1 in target:
+        known = int(np.prod([d for d in target if d != -1]))
+        target[target.index(-1)] = int(np.prod(source)) // known
+    ctx.emit(node, "reshape", [node.input[0]], shape=tuple(target))
+
+
+def import_softmax(ctx: _Context, node) -> None:
+    rank = len(ctx.shape(node.input[0]))
+    axis = _attrs(node).get("axis", -1) % rank
+    if axis != rank - 1:
+        raise UnsupportedOpError(f"Softmax node '{node.name}' is over axis {axis}; only the last axis is supported")
+    ctx.emit(node, "softmax", [node.input[0]], axis=-1)
+
+
+def import_pad(ctx: _Context, node) -> None:
+    attrs = _attrs(node)
+    mode = attrs.get("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    pads = attrs.get("pads")
+    if pads is None:
+        pads = _require_const(ctx, node, node.input[1], "pads").tolist()
+    value = 0.0
+    if len(node.input) > 2 and node.input[2]:
+        value = float(_require_const(ctx, node, node.input[2], "constant_value"))
+    if mode != "constant" or value != 0.0:
+        raise UnsupportedOpError(f"Pad node '{node.name}' uses mode {mode!r} value {value}; only zero padding is supported")
+    half = len(pads) // 2
+    ctx.emit(node, "pad", [node.input[0]], pads=tuple((int(pads[i]), int(pads[i + half])) for i in range(half)))
+
+
+def import_identity(ctx: _Context, node) -> None:
+    ctx.alias[node.output[0]] = ctx.name(node.input[0])
+
+
+IMPORTERS: dict[str, Callable[[_Context, object], None]] = {
+    "Conv": import_conv,
+    "BatchNormalization": import_batch_normalization,
+    "Relu": import_relu,
+    "Clip": import_clip,
+    "ReduceMean": import_reduce_mean,
+    "GlobalAveragePool": import_global_average_pool,
+    "AveragePool": import_average_pool,
+    "Gemm": import_gemm,
+    "MatMul": import_mat_mul,
+    "Add": import_add,
+    "Flatten": import_flatten,
+    "Reshape": import_reshape,
+    "Softmax": import_softmax,
+    "Pad": import_pad,
+    "Identity": import_identity,
+    "Dropout": import_identity,
+}
+
+
+def load_onnx(source):
+    """Load an ONNX file (or pass a ModelProto through); a corrupt file is a ModelFileError."""
+    import onnx
+
+    if isinstance(source, onnx.ModelProto):
+        return source
+    path = Path(source)
+    if not path.is_file():
+        raise ModelFileError(f"ONNX file {path} does not exist", "check the path")
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as exc:  # protobuf DecodeError, ValidationError, truncated files
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"{path} is not a valid ONNX model ({reason})",
+                             "re-export it with `mnv1-tk export`") from None
+    if not model.graph.node:
+        raise ModelFileError(f"{path} is not a valid ONNX model (empty graph)", "re-export it with `mnv1-tk export`")
+    return model
+
+
+def _check_card(graph: Graph, card: ModelCard) -> None:
+    shape = graph.tensors[graph.inputs[0]].shape
+    if tuple(shape[1:]) != (3, card.image_size, card.image_size):
+        raise ModelCardError(f"model card says input {card.image_size}x{card.image_size}x3 but the model takes "
+                             f"{list(shape)}", "use the card that was exported with this model")
+    classes = graph.tensors[graph.outputs[0]].shape[-1]
+    if classes != card.num_classes:
+        raise ModelCardError(f"model card says {card.num_classes} classes but the model outputs {classes}",
+                             "use the card that was exported with this model")
+
+
+def import_onnx(source, card: ModelCard | None = None) -> Graph:
+    """Import an ONNX MobileNetV1 (file path or ModelProto) into an NCHW `Graph` with batch size 1."""
+    from onnx import numpy_helper
+
+    model = load_onnx(source)
+    unsupported = sorted({f"{n.op_type} (node '{n.name}')" for n in model.graph.node
+                          if n.op_type not in IMPORTERS and n.op_type != "Constant"})
+    if unsupported:
+        raise UnsupportedOpError(f"unsupported ONNX ops: {', '.join(unsupported)}",
+                                 f"supported: {', '.join(sorted(IMPORTERS))}")
+    name = Path(source).stem if isinstance(source, (str, Path)) else (model.graph.name or "model")
+    graph = Graph(name=name, layout="NCHW", meta=card.to_dict() if card else {})
+    ctx = _Context(graph)
+    for init in model.graph.initializer:
+        data = numpy_helper.to_array(init)
+        graph.add_tensor(init.name, data.shape, str(data.dtype), data)
+    initializers = {i.name for i in model.graph.initializer}
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        dims = [d.dim_value if d.dim_value > 0 else 1 for d in value.type.tensor_type.shape.dim]
+        if len(dims) != 4:
+            raise UnsupportedOpError(f"input '{value.name}' has shape {dims}; an NCHW image input is expected")
+        graph.add_tensor(value.name, dims)
+        graph.inputs.append(value.name)
+    if len(graph.inputs) != 1:
+        raise UnsupportedOpError(f"the model has {len(graph.inputs)} inputs; one image input is expected")
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            data = numpy_helper.to_array(node.attribute[0].t)
+            graph.add_tensor(node.output[0], data.shape, str(data.dtype), data)
+        else:
+            IMPORTERS[node.op_type](ctx, node)
+    graph.outputs = [ctx.name(o.name) for o in model.graph.output]
+    graph.prune().verify()
+    if card is not None:
+        _check_card(graph, card)
+    return graph
