@@ -7,6 +7,8 @@ from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from converters.ir import Graph, QuantParams
+from toolkit.card import ModelCard
+from toolkit.models import PretrainedCfg
 
 OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 
@@ -80,3 +82,12 @@ def run_tflite(data: bytes, x: np.ndarray, builtin_only: bool = False) -> np.nda
         interpreter.invoke()
         results.append(interpreter.get_tensor(out["index"])[0])
     return np.stack(results)
+
+
+def make_card(image_size: int, num_classes: int = 10, **changes) -> ModelCard:
+    """A model card with the zoo's preprocessing for a hand-built model."""
+    cfg = PretrainedCfg()
+    card = ModelCard(model="mobilenet_v1_025", width=0.25, image_size=image_size, num_classes=num_classes,
+                     labels=tuple(f"class_{i}" for i in range(num_classes)), mean=cfg.mean, std=cfg.std,
+                     crop_pct=cfg.crop_pct, format="tflite", input_layout="NHWC")
+    return card.replace(**changes)
