@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from converters.ir import Graph, QuantParams
-from toolkit.card import ModelCard
+from toolkit.card import ModelCard, save_card
 from toolkit.models import PretrainedCfg
 
 OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
@@ -91,3 +93,14 @@ def make_card(image_size: int, num_classes: int = 10, **changes) -> ModelCard:
                      labels=tuple(f"class_{i}" for i in range(num_classes)), mean=cfg.mean, std=cfg.std,
                      crop_pct=cfg.crop_pct, format="tflite", input_layout="NHWC")
     return card.replace(**changes)
+
+
+def save_onnx(model, directory: Path, card: ModelCard) -> Path:
+    """Write `model` as `<stem>.onnx` with its ONNX-side card, as `mnv1-tk export` would."""
+    import onnx
+
+    path = Path(directory) / f"{card.stem}.onnx"
+    onnx.save(model, str(path))
+    save_card(card.replace(format="onnx", input_layout="NCHW", input_name=model.graph.input[0].name,
+                           output_name=model.graph.output[0].name), path)
+    return path

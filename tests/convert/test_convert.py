@@ -1,0 +1,87 @@
+"""`toolkit.convert` on ONNX sources: outputs, cards, metadata, the tolerance gate and option checking."""
+
+import json
+
+import numpy as np
+import pytest
+
+from converters.tflite.metadata import read_metadata
+from tests.convert.graphs import make_card, save_onnx
+from tests.onnx_models import mobilenet_like
+from toolkit.card import load_card
+from toolkit.convert import PRECISIONS, ConvertOptions, Precision, convert
+from toolkit.errors import AtolError, ConfigError, ModelCardError, ModelFileError
+
+
+@pytest.fixture()
+def onnx_source(tmp_path):
+    return save_onnx(mobilenet_like(image_size=32, folded_bn=False), tmp_path, make_card(32))
+
+
+def test_convert_writes_checked_fp32_and_fp16_models_with_cards(onnx_source, tmp_path):
+    out = tmp_path / "out"
+    results = convert(onnx_source, ConvertOptions(quant="none,fp16", out_dir=out, num_eval=8))
+    assert [(r.target, r.precision, r.path.name) for r in results] == [
+        ("tflite", "fp32", "mobilenet_v1_025_32.fp32.tflite"), ("tflite", "fp16", "mobilenet_v1_025_32.fp16.tflite")]
+    fp32, fp16 = results
+    assert fp32.max_abs_diff <= 1e-4 and fp16.max_abs_diff <= 1e-2 and fp32.num_eval == 8
+    assert fp16.size_mb < 0.75 * fp32.size_mb
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [r.path.name for r in results] + [r.path.name + ".json" for r in results])
+    card = load_card(fp16.path)
+    assert (card.format, card.precision, card.input_layout, card.input_dtype, card.source) == (
+        "tflite", "fp16", "NHWC", "float32", onnx_source.name)
+    assert card.input_shape == (1, 32, 32, 3)
+    assert read_metadata(fp16.path.read_bytes())["labels"] == list(card.labels)
+    json.dumps([r.to_dict() for r in results])
+
+
+def test_output_beyond_tolerance_is_not_written(onnx_source, tmp_path, monkeypatch):
+    def shift_biases(graph, card, options):
+        graph = graph.copy()
+        for node in graph.nodes:
+            if node.op == "fully_connected":
+                graph.tensors[node.inputs[2]].data = graph.tensors[node.inputs[2]].data + np.float32(0.01)
+        return graph
+
+    monkeypatch.setitem(PRECISIONS, "shifted", Precision("shifted", shift_biases, atol=1e-4))
+    out = tmp_path / "out"
+    with pytest.raises(AtolError, match="beyond the shifted tolerance"):
+        convert(onnx_source, ConvertOptions(quant="shifted", out_dir=out, num_eval=4))
+    assert list(out.iterdir()) == []
+    (result,) = convert(onnx_source, ConvertOptions(quant="shifted", out_dir=out, num_eval=4, check=False))
+    assert not result.within_tolerance and result.max_abs_diff == pytest.approx(0.01, rel=1e-3)
+
+
+@pytest.mark.parametrize("options, error, message", [
+    (ConvertOptions(width="0.3"), ConfigError, "--width 0.3 is not a MobileNetV1 width"),
+    (ConvertOptions(width="0.5"), ConfigError, "has width 0.25"),
+    (ConvertOptions(width="all"), ConfigError, "needs a directory"),
+    (ConvertOptions(to="coreml"), ConfigError, "unknown target coreml"),
+    (ConvertOptions(quant="int4"), ConfigError, "unknown precision int4"),
+    (ConvertOptions(image_size=64), ConfigError, "fixed at 32x32"),
+])
+def test_bad_options_are_refused_before_any_work(onnx_source, tmp_path, options, error, message):
+    with pytest.raises(error, match=message):
+        convert(onnx_source, ConvertOptions(**{**options.__dict__, "out_dir": tmp_path / "out"}))
+    assert not (tmp_path / "out").exists()
+
+
+def test_source_problems(tmp_path, onnx_source):
+    with pytest.raises(ModelFileError, match="does not exist"):
+        convert(tmp_path / "nothing.onnx")
+    (tmp_path / "model.tflite").write_bytes(b"x")
+    with pytest.raises(ModelFileError, match="cannot convert from .tflite"):
+        convert(tmp_path / "model.tflite")
+    onnx_source.with_name(onnx_source.name + ".json").unlink()
+    with pytest.raises(ModelCardError, match="missing"):
+        convert(onnx_source)
+
+
+def test_width_all_needs_every_width_in_the_directory(tmp_path):
+    with pytest.raises(ConfigError, match="pass --width all"):
+        convert(tmp_path)
+    from toolkit.errors import DataError
+
+    with pytest.raises(DataError, match="no checkpoint .* for width 0.25, 0.5, 0.75, 1.0"):
+        convert(tmp_path, ConvertOptions(width="all"))
