@@ -6,7 +6,7 @@ PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 SUDO=${SUDO:-}
 
-if ! command -v adb >/dev/null || ! command -v javac >/dev/null || [ ! -f /usr/share/java/junit4.jar ]; then
+if ! command -v g++ >/dev/null || ! command -v adb >/dev/null || ! command -v javac >/dev/null || [ ! -f /usr/share/java/junit4.jar ]; then
   echo "== system packages (adb, JDK, junit4, kotlin, aapt)"
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
@@ -20,4 +20,6 @@ echo "== python venv in $VENV"
 # tflite-support's metadata module works beside MindSpore's protobuf 7 only without its own deps.
 "$VENV/bin/pip" install -q --no-deps tflite-support==0.4.4
 "$VENV/bin/python" -c "import mindspore, ai_edge_litert, onnxruntime, tensorflow_lite_support.metadata" 
+echo "== MindSpore Lite 2.0 (wheel from PyPI -> libraries + C++ shim in the user cache)"
+"$VENV/bin/mnv1-tk" setup mslite
 echo "== done: $("$VENV/bin/python" -c 'import mindspore, numpy; print("mindspore", mindspore.__version__, "numpy", numpy.__version__)' 2>/dev/null)"

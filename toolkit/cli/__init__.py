@@ -42,3 +42,4 @@ def main(ctx: click.Context, debug: bool) -> None:
 # Subcommands register themselves on `main` when imported.
 from toolkit.cli import train, validate, export  # noqa: E402,F401
 from toolkit.cli import convert, predict  # noqa: E402,F401
+from toolkit.cli import setup  # noqa: E402,F401

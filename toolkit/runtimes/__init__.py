@@ -4,5 +4,6 @@ from toolkit.runtimes.base import InputSpec, Predictor, load_predictor, register
 
 # Built-in runtimes register themselves when imported; each imports its engine lazily.
 from toolkit.runtimes import litert  # noqa: E402,F401  (.tflite)
+from toolkit.runtimes import mslite  # noqa: E402,F401  (.ms)
 
 __all__ = ["InputSpec", "Predictor", "load_predictor", "register_runtime", "runtime_for"]
