@@ -60,7 +60,9 @@ class Session:
         self.worker = WorkerProcess(shim, purpose=f"running {self.model.name}")
         try:
             reply = self.worker.request("open", action=f"loading {self.model}", model=str(self.model),
-                                        num_threads=num_threads)
+                                        num_threads=num_threads,
+                                        fix=f"check that {self.model.name} is a MindSpore Lite 2.0 .ms model, "
+                                            f"e.g. from `mnv1-tk convert --to mslite`")
         except BackendError:
             self.worker.close()
             raise
@@ -103,9 +105,10 @@ class WheelBackend(Backend):
 
     def convert(self, job: ConvertJob) -> None:
         with WorkerProcess(self.shim, purpose="converting") as worker:
-            worker.request("convert", action=f"converting {job.model.name}", fmk=job.fmk, model=str(job.model),
-                           output_prefix=str(job.output_prefix), config=str(job.config) if job.config else None,
-                           input_format=job.input_format)
+            worker.request("convert", action=f"converting {job.model.name}",
+                           fix=f"check that {job.model.name} is a valid {job.fmk.upper()} model",
+                           fmk=job.fmk, model=str(job.model), output_prefix=str(job.output_prefix),
+                           config=str(job.config) if job.config else None, input_format=job.input_format)
 
 
 class OfficialBackend(Backend):

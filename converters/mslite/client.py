@@ -64,31 +64,35 @@ class WorkerProcess:
         self._finalizer = weakref.finalize(self, _shutdown, self.process, self.scratch)
         self._read_reply("starting")
 
-    def request(self, cmd: str, *, action: str, **fields) -> dict:
-        """Send one request; a failed reply or a dead worker raises BackendError naming `action`."""
+    def request(self, cmd: str, *, action: str, fix: str = "", **fields) -> dict:
+        """Send one request; a failed reply or a dead worker raises BackendError naming `action`.
+
+        `fix` says what the user can do; the path of the full log is added to it.
+        """
         try:
             self.process.stdin.write(json.dumps({"cmd": cmd, **fields}) + "\n")
             self.process.stdin.flush()
         except (BrokenPipeError, ValueError):
             pass  # the reply read below reports how the worker died
-        return self._read_reply(action)
+        return self._read_reply(action, fix)
 
-    def _read_reply(self, action: str) -> dict:
+    def _read_reply(self, action: str, fix: str = "") -> dict:
         line = self.process.stdout.readline()
         if not line:
             code = self.process.wait()
             how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-            raise self._error(f"MindSpore Lite {how} while {action}")
+            raise self._error(f"MindSpore Lite {how} while {action}", fix)
         reply = json.loads(line)
         if not reply.get("ok"):
-            raise self._error(f"MindSpore Lite failed while {action}: {reply.get('error', '?')}")
+            raise self._error(f"MindSpore Lite failed while {action}: {reply.get('error', '?')}", fix)
         return reply
 
-    def _error(self, problem: str) -> BackendError:
+    def _error(self, problem: str, fix: str) -> BackendError:
         tail = log_tail(self.log_path)
         kept = Path(tempfile.gettempdir()) / f"mnv1tk-mslite-{self.process.pid}.log"
         shutil.copyfile(self.log_path, kept)
-        return BackendError(problem + (f" [log: {tail}]" if tail else ""), f"full log: {kept}")
+        return BackendError(problem + (f" [log: {tail}]" if tail else ""),
+                            f"{fix}; full log: {kept}" if fix else f"full log: {kept}")
 
     def run(self, batch: np.ndarray, *, action: str) -> np.ndarray:
         source, result = self.scratch / "input.npy", self.scratch / "output.npy"
