@@ -3,6 +3,7 @@ one-line BackendErrors that end with the last lines of the worker's log."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -120,6 +121,6 @@ def _shutdown(process: subprocess.Popen, scratch: Path) -> None:
             process.kill()
             process.wait()
     for stream in (process.stdin, process.stdout):
-        if stream and not stream.closed:
+        with contextlib.suppress(OSError):  # a dead worker leaves unflushed input behind
             stream.close()
     shutil.rmtree(scratch, ignore_errors=True)
