@@ -57,11 +57,18 @@ class Target:
 
 @dataclass(frozen=True)
 class Precision:
-    """A numeric format: a graph transform and the max abs logit difference it may cost."""
+    """A numeric format: a graph transform and the logit difference it may cost.
+
+    An output passes when max |output - source| <= atol + rtol * max |source logits|.
+    """
 
     name: str  # fp32 / fp16 / int8: the middle part of the file name
     transform: Callable  # (Graph, ModelCard, ConvertOptions) -> Graph
     atol: float
+    rtol: float = 0.0
+
+    def tolerance(self, reference: np.ndarray) -> float:
+        return self.atol + self.rtol * float(np.abs(reference).max())
 
 
 def _lower_tflite(graph):
@@ -86,11 +93,13 @@ def _to_fp16(graph, card: ModelCard, options: ConvertOptions):
 TARGETS: dict[str, Target] = {
     "tflite": Target("tflite", ".tflite", _lower_tflite, _write_tflite),
 }
-# Tolerances: float32 kernels summing in another order differ by ~1e-6 of the logits' scale;
-# fp16 weights carry a relative rounding error of 2^-11 each.
+# Tolerances. float32: kernels summing in another order differ by ~1e-5 on logits of a few units.
+# fp16: each weight carries a relative rounding error up to 2^-11; through 27 layers that costs up to
+# ~2% of the logit scale on random BN-normalised networks (measured), so the gate is 5% of it: far
+# below what a layout or padding bug costs (the size of the logits themselves).
 PRECISIONS: dict[str, Precision] = {
-    "none": Precision("fp32", lambda graph, card, options: graph, atol=1e-4),
-    "fp16": Precision("fp16", _to_fp16, atol=1e-2),
+    "none": Precision("fp32", lambda graph, card, options: graph, atol=1e-4, rtol=1e-5),
+    "fp16": Precision("fp16", _to_fp16, atol=1e-2, rtol=5e-2),
 }
 
 
@@ -292,10 +301,11 @@ def convert(source: str | Path, options: ConvertOptions = ConvertOptions(),
                 with atomic_path(path) as tmp:
                     tmp.write_bytes(data)
                     diff, agreement = compare(reference, load_predictor(tmp, card=out_card).run(images))
-                    ok = diff <= precision.atol
+                    tolerance = precision.tolerance(reference)
+                    ok = diff <= tolerance
                     if options.check and not ok:
                         raise AtolError(f"{path.name} differs from {src.path.name} by {diff:.3g} (max abs logit), "
-                                        f"beyond the {precision.name} tolerance {precision.atol:g}; nothing written",
+                                        f"beyond the {precision.name} tolerance {tolerance:.3g}; nothing written",
                                         "report this model, or pass --no-check to keep it anyway")
                 save_card(out_card, path)
                 results.append(ConversionResult(
