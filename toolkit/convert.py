@@ -261,56 +261,69 @@ def _output_card(graph, card: ModelCard, target: Target, precision: Precision, s
                         output_name=y.name, output_dtype=y.dtype, source=source.name)
 
 
+def _convert_source(src: _Source, targets: list[Target], precisions: list[Precision], options: ConvertOptions,
+                    out_dir: Path, step: Callable[[str], None]) -> list[ConversionResult]:
+    from converters.onnx_import import import_onnx
+    from toolkit.runtimes import load_predictor
+
+    if src.onnx is None:
+        step(f"export {src.path.name} to ONNX")
+        src = _export(src, out_dir, options.image_size)
+    card = src.card
+    step(f"{card.stem}: run the source on {options.num_eval} eval images")
+    images = eval_batch(card, options.eval_data, options.num_eval)
+    reference = load_predictor(src.path, card=card).run(images)  # the checkpoint itself for .ckpt sources
+    results = []
+    for target in targets:
+        start = time.perf_counter()
+        lowered = target.lower(import_onnx(src.onnx, card))
+        lower_seconds = time.perf_counter() - start
+        for precision in precisions:
+            step(f"{card.stem}: {target.name} {precision.name}")
+            start = time.perf_counter()
+            graph = precision.transform(lowered, card, options)
+            out_card = _output_card(graph, card, target, precision, src.path)
+            data = target.write(graph, out_card)
+            seconds = lower_seconds + time.perf_counter() - start
+            path = out_dir / f"{card.stem}.{precision.name}{target.suffix}"
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(data)
+                diff, agreement = compare(reference, load_predictor(tmp, card=out_card).run(images))
+                tolerance = precision.tolerance(reference)
+                if options.check and diff > tolerance:
+                    raise AtolError(f"{path.name} differs from {src.path.name} by {diff:.3g} (max abs logit), "
+                                    f"beyond the {precision.name} tolerance {tolerance:.3g}; nothing written",
+                                    "report this model, or pass --no-check to keep it anyway")
+            save_card(out_card, path)
+            results.append(ConversionResult(
+                card.model, card.width, card.image_size, target.name, precision.name, path, src.path,
+                len(data) / 1e6, diff, agreement, len(images), seconds, src.export_seconds, diff <= tolerance))
+    return results
+
+
 def convert(source: str | Path, options: ConvertOptions = ConvertOptions(),
             on_step: Callable[[str], None] | None = None) -> list[ConversionResult]:
     """Convert `source` to every (width, target, precision) in `options`; see the module docstring.
 
-    `on_step(description)` is called as each stage starts (for a progress display).
+    `on_step(description)` is called as each stage starts (for a progress display). Options and
+    sources are checked before anything is written; a failure leaves no new output directory behind.
     """
-    from converters.onnx_import import import_onnx
-    from toolkit.runtimes import load_predictor
-
     targets = [TARGETS[t] for t in _split(options.to, tuple(TARGETS), "target")]
     precisions = [PRECISIONS[q] for q in _split(options.quant, tuple(PRECISIONS), "precision")]
     options = ConvertOptions(**{**asdict(options), "width": parse_width(options.width)})
     source = Path(source)
     sources = _resolve_sources(source, options)
-    out_dir = ensure_writable_dir(options.out_dir or (source if source.is_dir() else source.parent))
-    step = on_step or (lambda description: None)
+    out_dir = Path(options.out_dir or (source if source.is_dir() else source.parent))
+    created = not out_dir.exists()
+    ensure_writable_dir(out_dir)
     results = []
-    for src in sources:
-        if src.onnx is None:
-            step(f"export {src.path.name} to ONNX")
-            src = _export(src, out_dir, options.image_size)
-        card = src.card
-        step(f"{card.stem}: run the source on {options.num_eval} eval images")
-        images = eval_batch(card, options.eval_data, options.num_eval)
-        reference = load_predictor(src.path, card=card).run(images)  # the checkpoint itself for .ckpt sources
-        for target in targets:
-            start = time.perf_counter()
-            lowered = target.lower(import_onnx(src.onnx, card))
-            lower_seconds = time.perf_counter() - start
-            for precision in precisions:
-                step(f"{card.stem}: {target.name} {precision.name}")
-                start = time.perf_counter()
-                graph = precision.transform(lowered, card, options)
-                out_card = _output_card(graph, card, target, precision, src.path)
-                data = target.write(graph, out_card)
-                seconds = lower_seconds + time.perf_counter() - start
-                path = out_dir / f"{card.stem}.{precision.name}{target.suffix}"
-                with atomic_path(path) as tmp:
-                    tmp.write_bytes(data)
-                    diff, agreement = compare(reference, load_predictor(tmp, card=out_card).run(images))
-                    tolerance = precision.tolerance(reference)
-                    ok = diff <= tolerance
-                    if options.check and not ok:
-                        raise AtolError(f"{path.name} differs from {src.path.name} by {diff:.3g} (max abs logit), "
-                                        f"beyond the {precision.name} tolerance {tolerance:.3g}; nothing written",
-                                        "report this model, or pass --no-check to keep it anyway")
-                save_card(out_card, path)
-                results.append(ConversionResult(
-                    card.model, card.width, card.image_size, target.name, precision.name, path, src.path,
-                    len(data) / 1e6, diff, agreement, len(images), seconds, src.export_seconds, ok))
+    try:
+        for src in sources:
+            results += _convert_source(src, targets, precisions, options, out_dir, on_step or (lambda _: None))
+    except BaseException:
+        if created and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
     return results
 
 
@@ -346,8 +359,9 @@ def convert_command(source: Path, *, to: str = "tflite", quant: str = "none", wi
     options = ConvertOptions(to=to, quant=quant, width=width, image_size=image_size, out_dir=out_dir,
                              eval_data=DatasetSpec(data, data_dir) if data or data_dir else None,
                              num_eval=num_eval, check=check)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=True) as progress:
+    stderr = Console(stderr=True)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=stderr,
+                  transient=True, disable=not stderr.is_terminal) as progress:
         task = progress.add_task("convert", total=None)
         results = convert(source, options, on_step=lambda description: progress.update(task, description=description))
     if as_json:

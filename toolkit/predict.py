@@ -35,16 +35,17 @@ def predict(images: list[str | Path], model: str | Path, topk: int = 5, **option
 
     `options` go to the runtime (e.g. num_threads). Grayscale and RGBA images are converted to RGB.
     """
-    from toolkit.preprocess import load_batch
+    from toolkit.preprocess import load_image, preprocess
     from toolkit.runtimes import load_predictor
 
     if topk < 1:
         raise ConfigError(f"--topk {topk} must be at least 1", "pass --topk 5")
     if not images:
         raise ConfigError("no images given", "pass one or more image files")
+    decoded = [load_image(path) for path in images]  # a bad image fails before the model is loaded
     predictor = load_predictor(model, **options)
     card = predictor.card
-    probabilities = softmax(predictor.run(load_batch(images, card)))
+    probabilities = softmax(predictor.run(np.stack([preprocess(image, card) for image in decoded])))
     k = min(topk, card.num_classes)
     results = []
     for path, p in zip(images, probabilities):

@@ -343,10 +343,12 @@ def write_tflite(graph: Graph, description: str = "") -> bytes:
 
 
 def _check_output(graph: Graph, data: bytes) -> None:
-    """Load the model in LiteRT (its kernels check every shape, type and quantization) and compare the I/O."""
-    from ai_edge_litert.interpreter import Interpreter
+    """Load the model in LiteRT (its builtin kernels check every shape, type and quantization on
+    prepare) and compare the inputs and outputs with the graph's."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    interpreter = Interpreter(model_content=data)
+    interpreter = Interpreter(model_content=data,
+                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     interpreter.allocate_tensors()
     written = interpreter.get_input_details() + interpreter.get_output_details()
     for details, name in zip(written, graph.inputs + graph.outputs):

@@ -10,7 +10,7 @@ from tests.convert.graphs import make_card, save_onnx
 from tests.onnx_models import mobilenet_like
 from toolkit.card import load_card
 from toolkit.convert import PRECISIONS, ConvertOptions, Precision, convert
-from toolkit.errors import AtolError, ConfigError, ModelCardError, ModelFileError
+from toolkit.errors import AtolError, ConfigError, DataError, ModelCardError, ModelFileError
 
 
 @pytest.fixture()
@@ -48,7 +48,7 @@ def test_output_beyond_tolerance_is_not_written(onnx_source, tmp_path, monkeypat
     out = tmp_path / "out"
     with pytest.raises(AtolError, match="beyond the shifted tolerance"):
         convert(onnx_source, ConvertOptions(quant="shifted", out_dir=out, num_eval=4))
-    assert list(out.iterdir()) == []
+    assert not out.exists()  # nothing written, not even the directory it created
     (result,) = convert(onnx_source, ConvertOptions(quant="shifted", out_dir=out, num_eval=4, check=False))
     assert not result.within_tolerance and result.max_abs_diff == pytest.approx(0.01, rel=1e-3)
 
@@ -81,7 +81,15 @@ def test_source_problems(tmp_path, onnx_source):
 def test_width_all_needs_every_width_in_the_directory(tmp_path):
     with pytest.raises(ConfigError, match="pass --width all"):
         convert(tmp_path)
-    from toolkit.errors import DataError
-
     with pytest.raises(DataError, match="no checkpoint .* for width 0.25, 0.5, 0.75, 1.0"):
         convert(tmp_path, ConvertOptions(width="all"))
+
+
+@pytest.mark.slow
+def test_width_all_converts_every_checkpoint_of_the_directory(zoo_checkpoints, tmp_path):
+    results = convert(zoo_checkpoints, ConvertOptions(width="all", image_size=32, out_dir=tmp_path, num_eval=8))
+    assert [(r.width, r.path.name) for r in results] == [
+        (w, f"mobilenet_v1_{n}_32.fp32.tflite") for w, n in ((0.25, "025"), (0.5, "050"), (0.75, "075"), (1.0, "100"))]
+    assert all(r.max_abs_diff <= 1e-4 and r.source.suffix == ".ckpt" for r in results)
+    (one,) = convert(zoo_checkpoints, ConvertOptions(width="0.75", image_size=32, out_dir=tmp_path, num_eval=4))
+    assert one.path == results[2].path

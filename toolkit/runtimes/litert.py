@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,24 @@ def _interpreter_module():
             raise BackendError("no LiteRT runtime is installed",
                                "pip install ai-edge-litert (or tflite-runtime)") from None
     return interpreter
+
+
+@contextlib.contextmanager
+def _native_log_muted():
+    """LiteRT's C++ INFO lines ("Created TensorFlow Lite XNNPACK delegate for CPU.") ignore
+    TF_CPP_MIN_LOG_LEVEL; honour it (the CLI sets it unless --debug) by muting fd 2 meanwhile."""
+    if int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") or 0) < 1:
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 @register_runtime
@@ -52,9 +73,10 @@ class LiteRTPredictor(Predictor):
         resolver = module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if builtin_only else \
             module.OpResolverType.AUTO
         try:
-            interpreter = module.Interpreter(model_path=str(path), num_threads=num_threads,
-                                             experimental_op_resolver_type=resolver)
-            interpreter.allocate_tensors()
+            with _native_log_muted():
+                interpreter = module.Interpreter(model_path=str(path), num_threads=num_threads,
+                                                 experimental_op_resolver_type=resolver)
+                interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelFileError(f"{path} is not a valid TFLite model ({reason})",
