@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,25 +168,25 @@ class OfficialBackend(Backend):
         paths = [str(d) for d in lib_dirs] + [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(":") if p]
         return dict(os.environ, LD_LIBRARY_PATH=":".join(paths), GLOG_v="2")
 
-    def _run(self, command: list[str], env: dict, log: Path, action: str) -> None:
-        with open(log, "wb") as handle:
-            code = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, env=env).returncode
-        if code != 0:
-            tail = log_tail(log)
-            raise BackendError(f"{Path(command[0]).name} failed (exit {code}) while {action}"
-                               + (f" [log: {tail}]" if tail else ""), f"full log: {log}")
+    def _run(self, command: list[str], env: dict, action: str, fix: str) -> None:
+        """Run a package tool; a failure keeps its log in the temp directory and names it."""
+        with tempfile.NamedTemporaryFile(prefix=f"mnv1tk-{Path(command[0]).name}-", suffix=".log",
+                                         delete=False) as log:
+            code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+        if code == 0:
+            os.unlink(log.name)
+            return
+        tail = log_tail(Path(log.name))
+        raise BackendError(f"{Path(command[0]).name} failed (exit {code}) while {action}"
+                           + (f" [log: {tail}]" if tail else ""), f"{fix}; full log: {log.name}")
 
     def convert(self, job: ConvertJob) -> None:
-        log = Path(str(job.output_prefix) + ".log")
-        self._run(self.converter_command(job), self.environment(self.home / "tools" / "converter" / "lib"), log,
-                  f"converting {job.model.name}")
-        log.unlink(missing_ok=True)
+        self._run(self.converter_command(job), self.environment(self.home / "tools" / "converter" / "lib"),
+                  f"converting {job.model.name}", f"check that {job.model.name} is a valid {job.fmk.upper()} model")
 
     def check_with_benchmark(self, model: Path, input_file: Path, expected_file: Path) -> None:
-        log = Path(str(model) + ".benchmark.log")
         self._run(self.benchmark_command(model, input_file, expected_file), self.environment(*self.runtime_lib_dirs),
-                  log, f"benchmarking {model.name}")
-        log.unlink(missing_ok=True)
+                  f"benchmarking {model.name}", f"check the package in {self.home}")
 
 
 def write_benchmark_data(path: Path, outputs: dict[str, np.ndarray]) -> Path:

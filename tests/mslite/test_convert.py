@@ -69,6 +69,8 @@ def test_fp32_ms_matches_onnxruntime(mslite_backend, zoo_onnx, tmp_path, width):
         assert predictor.input_spec.shape == (1, 3, ZOO_SIZE, ZOO_SIZE)
         logits = predictor.run(x)
     assert logits.shape == reference.shape
+    print(f"width {width}: max |fp32 .ms - ONNX Runtime| = {np.abs(logits - reference).max():.2e} "
+          f"(logits up to {np.abs(reference).max():.1f})")
     np.testing.assert_allclose(logits, reference, atol=FP32_ATOL, rtol=0)
 
 
@@ -119,4 +121,6 @@ def test_int8_tflite_converts_to_ms_and_matches_litert_to_one_lsb(mslite_backend
         ms_out = session.run(x)
     litert = run_tflite(tflite.read_bytes(), x, builtin_only=True)
     lsb = graph.tensors["zq"].quant.scale[0]
+    print(f"int8 .ms vs LiteRT: max {np.abs(ms_out - litert).max() / lsb:.2f} LSB, "
+          f"{np.mean(np.abs(ms_out - litert) > lsb / 2):.4f} of outputs differ")
     assert np.abs(ms_out - litert).max() <= lsb + 1e-6
