@@ -84,7 +84,8 @@ def _check_request(source: Path, card: ModelCard, precision: str, quantizer: str
                    calib_images: np.ndarray | None) -> str:
     """Validate the arguments of write_mslite; returns the converter's source format."""
     if precision not in PRECISIONS:
-        raise ConfigError(f"MindSpore Lite precision '{precision}' is not supported", f"use one of: {', '.join(PRECISIONS)}")
+        raise ConfigError(f"MindSpore Lite precision '{precision}' is not supported",
+                          f"use one of: {', '.join(PRECISIONS)}")
     if quantizer not in QUANTIZERS:
         raise ConfigError(f"unknown quantizer '{quantizer}'", f"use one of: {', '.join(QUANTIZERS)}")
     if method not in METHODS:
@@ -92,14 +93,15 @@ def _check_request(source: Path, card: ModelCard, precision: str, quantizer: str
     fmk = "tflite" if precision == "int8" and quantizer == "ours" else "onnx"
     if source.suffix.lower() != SUFFIXES[fmk]:
         wanted = "our int8 .tflite" if fmk == "tflite" else "the ONNX export"
-        raise ModelFileError(f"{precision} .ms with quantizer '{quantizer}' is converted from {wanted}, got {source.name}",
-                             f"pass a {SUFFIXES[fmk]} file")
+        raise ModelFileError(f"{precision} .ms with quantizer '{quantizer}' is converted from {wanted}, "
+                             f"got {source.name}", f"pass a {SUFFIXES[fmk]} file")
     if precision == "int8" and quantizer == "mslite":
         s = card.image_size
         if calib_images is None or len(calib_images) == 0:
             raise CalibrationError("MindSpore Lite's own quantizer needs calibration images", "pass --calib-data")
         if tuple(calib_images.shape[1:]) != (3, s, s):
-            raise CalibrationError(f"calibration images are {list(calib_images.shape)}, the model takes [N, 3, {s}, {s}]",
+            raise CalibrationError(f"calibration images are {list(calib_images.shape)}, "
+                                   f"the model takes [N, 3, {s}, {s}]",
                                    "preprocess them with the model card's eval transform")
     return fmk
 

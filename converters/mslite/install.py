@@ -197,8 +197,9 @@ def extract_libraries(wheel: Path, install: Installation) -> dict[str, int]:
         os.replace(staging, install.dist)
         return files
     except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        wheel.unlink(missing_ok=True)  # a damaged download: the next run fetches it again
         raise BackendError(f"cannot extract {wheel.name}: {exc}",
-                           f"delete {wheel} and run `mnv1-tk setup mslite` again") from None
+                           "check the free disk space and run `mnv1-tk setup mslite` again") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -269,7 +270,8 @@ class _Steps:
             yield entry
         entry["seconds"] = round(time.perf_counter() - start, 2)
         self.report.steps.append(entry)
-        self.console.print(f"[green]✓[/] {name} ({entry['seconds']:.1f} s){': ' + entry['detail'] if entry['detail'] else ''}")
+        detail = f": {entry['detail']}" if entry["detail"] else ""
+        self.console.print(f"[green]✓[/] {name} ({entry['seconds']:.1f} s){detail}")
 
 
 def setup_wheel(install: Installation, *, force: bool = False, quiet: bool = False) -> SetupReport:
@@ -330,7 +332,8 @@ def setup_official(home: Path, install: Installation, *, force: bool = False, qu
     marker = folder / "READY.json"
     fingerprint = shim_fingerprint(str(home))
     with _locked(folder):
-        ready = marker.is_file() and json.loads(marker.read_text()).get("shim") == fingerprint and backend.shim.is_file()
+        ready = marker.is_file() and backend.shim.is_file() and \
+            json.loads(marker.read_text()).get("shim") == fingerprint
         if ready and not force:
             report.steps.append({"step": "check", "detail": "already set up", "seconds": 0.0})
         else:

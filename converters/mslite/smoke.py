@@ -32,7 +32,8 @@ def tiny_onnx(path: Path) -> Path:
              helper.make_node("GlobalAveragePool", ["act"], ["pool"]),
              helper.make_node("Flatten", ["pool"], ["flat"], axis=1),
              helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], transB=1)]
-    graph = helper.make_graph(nodes, "smoke", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, SIZE, SIZE])],
+    graph = helper.make_graph(nodes, "smoke",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, SIZE, SIZE])],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, CLASSES])],
                               [numpy_helper.from_array(v, k) for k, v in weights.items()])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])

@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     replies = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
     if "mindspore" in sys.modules:
-        replies.write(json.dumps({"ok": False, "error": "mindspore was imported into the MindSpore Lite worker"}) + "\n")
+        error = "mindspore was imported into the MindSpore Lite worker"
+        replies.write(json.dumps({"ok": False, "error": error}) + "\n")
         return 1
     try:
         worker = Worker(Shim(args.shim))
