@@ -138,7 +138,7 @@ def find_compiler() -> str:
     path = shutil.which(name)
     if path is None:
         raise BackendError(f"C++ compiler '{name}' not found; it builds the MindSpore Lite shim",
-                           "install it: sudo apt-get install g++ (or set CXX to a C++17 compiler)")
+                           "install it with `sudo apt-get install g++`, or set CXX to a C++17 compiler")
     return path
 
 
@@ -150,11 +150,12 @@ def fetch_wheel(download_dir: Path) -> Path:
                             capture_output=True, text=True)
     wheel = download_dir / WHEEL
     if result.returncode != 0 or not wheel.is_file():
-        lines = [line.strip() for line in (result.stderr + result.stdout).splitlines() if line.strip()]
-        reason = lines[-1] if lines else f"pip exited with {result.returncode}"
+        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+        errors = [line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR:")]
+        reason = (errors or lines or [f"pip exited with {result.returncode}"])[-1]
         raise BackendError(f"cannot download the mindspore-lite {VERSION} wheel from PyPI: {reason}",
-                           f"check the network or proxy (pip config / PIP_INDEX_URL), or put {WHEEL} "
-                           f"into {download_dir} and run `mnv1-tk setup mslite` again")
+                           f"check the network, proxy or PIP_INDEX_URL, or put {WHEEL} into {download_dir} "
+                           "and run `mnv1-tk setup mslite` again")
     return wheel
 
 
@@ -288,6 +289,7 @@ def setup_wheel(install: Installation, *, force: bool = False, quiet: bool = Fal
             report.steps.append({"step": "check", "detail": "already set up", "seconds": 0.0})
         else:
             install.marker.unlink(missing_ok=True)
+            compiler = find_compiler()  # before a download that would be of no use without it
             if force or not _dist_is_whole(install):
                 with steps.step("download wheel") as entry:
                     wheel = fetch_wheel(install.download_dir)
@@ -296,7 +298,7 @@ def setup_wheel(install: Installation, *, force: bool = False, quiet: bool = Fal
                     files = extract_libraries(wheel, install)
                     entry["detail"] = f"{len(files)} files, {sum(files.values()) / 2**20:.0f} MB"
             with steps.step("build shim", SHIM_SOURCE.name):
-                build_shim(shim_command(find_compiler(), install.dist, [install.lib_dir], LINKED_LIBRARIES,
+                build_shim(shim_command(compiler, install.dist, [install.lib_dir], LINKED_LIBRARIES,
                                         install.shim, with_converter=True), install.shim)
             with steps.step("smoke test") as entry:
                 entry["detail"] = smoke_test(WheelBackend(install))

@@ -82,22 +82,27 @@ def test_setup_repairs_a_truncated_library(extracted_cache):
     assert is_ready(install)
 
 
-def test_missing_compiler_is_one_line_with_the_package_to_install(extracted_cache):
+@pytest.mark.parametrize("state", ["fresh", "extracted"])
+def test_missing_compiler_is_one_line_with_the_package_to_install(extracted_cache, state):
+    if state == "fresh":
+        shutil.rmtree(extracted_cache.dist)
     result = mnv1_tk("setup", "mslite", "--cache", str(extracted_cache.root), env={"CXX": "g++-not-installed"})
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert "C++ compiler 'g++-not-installed' not found" in result.stderr
-    assert "sudo apt-get install g++" in result.stderr
+    assert "install it with `sudo apt-get install g++`" in result.stderr
     assert not extracted_cache.marker.exists() and not extracted_cache.shim.exists()
+    assert not extracted_cache.download_dir.exists()  # nothing downloaded for a setup that cannot finish
 
 
 def test_undownloadable_wheel_is_one_line_with_what_to_do(tmp_path):
     cache = tmp_path / "mslite"
-    offline = {"PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_RETRIES": "0", "PIP_TIMEOUT": "1",
-               "PIP_NO_CACHE_DIR": "1", "PIP_FIND_LINKS": ""}
+    offline = {"PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_EXTRA_INDEX_URL": "",
+               "PIP_FIND_LINKS": "", "PIP_RETRIES": "0", "PIP_TIMEOUT": "1", "PIP_NO_CACHE_DIR": "1"}
     result = mnv1_tk("setup", "mslite", "--cache", str(cache), env=offline)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert "cannot download the mindspore-lite 2.0.0 wheel from PyPI" in result.stderr
+    assert "cannot download the mindspore-lite 2.0.0 wheel from PyPI: " in result.stderr
+    assert "mindspore-lite==2.0.0" in result.stderr  # pip's own reason names the requirement
     assert "PIP_INDEX_URL" in result.stderr and "mindspore_lite-2.0.0-cp37-cp37m-manylinux1_x86_64.whl" in result.stderr
     assert not Installation(cache).dist.exists() and not Installation(cache).marker.exists()
