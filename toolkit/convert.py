@@ -3,8 +3,9 @@
 A conversion makes one output per (width, target, precision):
 
 - SOURCE is a `.onnx` with its model card, a `.ckpt` with its card (exported to ONNX first, at
-  `image_size`), or, for `width="all"`, a directory holding one checkpoint (with its card) per zoo
-  width. Only files with a card count, so epoch checkpoints without one are ignored.
+  `image_size`), or, with `width` ("all" or one width), a directory holding checkpoints with cards,
+  for instance the training runs of the zoo widths: per width its `<model>_best.ckpt`, else the
+  latest epoch (see `_checkpoints_by_width`).
 - `TARGETS` maps an output format (`--to`) to how the NCHW graph is lowered and written;
   `PRECISIONS` maps `--quant` to a graph transform and the tolerance its output is held to.
   The int8 quantizer and MindSpore Lite plug in by adding one entry each (plus their options in
@@ -168,15 +169,30 @@ def _is_number(text: str) -> bool:
 
 # ---- sources --------------------------------------------------------------------------------------
 def _checkpoints_by_width(directory: Path) -> dict[float, Path]:
-    found: dict[float, list[Path]] = {}
-    for ckpt in sorted(directory.glob("*.ckpt")):
+    """The checkpoint to convert for each width found under `directory` (searched recursively).
+
+    Only checkpoints with a model card count. Of several of one width (a training run keeps its
+    epoch checkpoints), `<model>_best.ckpt` wins, then the latest epoch on the card.
+    """
+    found: dict[float, list[tuple[Path, ModelCard]]] = {}
+    for ckpt in sorted(directory.rglob("*.ckpt")):
         if Path(f"{ckpt}.json").is_file():
-            found.setdefault(load_card(ckpt).width, []).append(ckpt)
-    for width, paths in found.items():
-        if len(paths) > 1:
-            raise DataError(f"{directory} holds {len(paths)} checkpoints of width {width}: "
-                            f"{', '.join(p.name for p in paths)}", "keep one per width, or pass the checkpoint file")
-    return {w: ps[0] for w, ps in found.items()}
+            card = load_card(ckpt)
+            found.setdefault(card.width, []).append((ckpt, card))
+    def progress(card: ModelCard) -> tuple[int, int]:
+        return card.extra.get("epoch", -1), card.extra.get("global_step", -1)
+
+    chosen = {}
+    for width, candidates in found.items():
+        best = [path for path, card in candidates if path.name == f"{card.model}_best.ckpt"]
+        last = max(progress(card) for _, card in candidates)
+        picks = best or [path for path, card in candidates if progress(card) == last]
+        if len(picks) > 1:
+            names = ", ".join(str(p.relative_to(directory)) for p in picks)
+            raise DataError(f"{directory} holds several checkpoints of width {width} and none is the best or the "
+                            f"latest: {names}", "pass the checkpoint file, or keep one per width")
+        chosen[width] = picks[0]
+    return chosen
 
 
 def _resolve_sources(source: Path, options: ConvertOptions) -> list[_Source]:

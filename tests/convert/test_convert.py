@@ -93,3 +93,28 @@ def test_width_all_converts_every_checkpoint_of_the_directory(zoo_checkpoints, t
     assert all(r.max_abs_diff <= 1e-4 and r.source.suffix == ".ckpt" for r in results)
     (one,) = convert(zoo_checkpoints, ConvertOptions(width="0.75", image_size=32, out_dir=tmp_path, num_eval=4))
     assert one.path == results[2].path
+
+
+def test_directory_picks_the_best_or_latest_checkpoint_per_width(zoo_checkpoints, tmp_path):
+    import shutil
+
+    from toolkit.card import save_card
+    from toolkit.convert import _checkpoints_by_width
+
+    run = tmp_path / "run"
+    run.mkdir()
+    source = zoo_checkpoints / "mobilenet_v1_050.ckpt"
+    card = load_card(source)
+    for name, epoch in (("mobilenet_v1_050-1_10.ckpt", 1), ("mobilenet_v1_050-2_20.ckpt", 2)):
+        shutil.copy(source, run / name)
+        save_card(card.replace(extra={"epoch": epoch, "global_step": 10 * epoch}), run / name)
+    shutil.copy(source, run / "optim_mobilenet_v1_050.ckpt")  # optimizer state: no card, ignored
+    assert _checkpoints_by_width(tmp_path) == {0.5: run / "mobilenet_v1_050-2_20.ckpt"}
+    shutil.copy(source, run / "mobilenet_v1_050_best.ckpt")
+    save_card(card.replace(extra={"epoch": 1, "global_step": 10}), run / "mobilenet_v1_050_best.ckpt")
+    assert _checkpoints_by_width(tmp_path) == {0.5: run / "mobilenet_v1_050_best.ckpt"}
+    (run / "mobilenet_v1_050_best.ckpt").unlink()
+    shutil.copy(source, run / "copy.ckpt")
+    save_card(card.replace(extra={"epoch": 2, "global_step": 20}), run / "copy.ckpt")
+    with pytest.raises(DataError, match="several checkpoints of width 0.5"):
+        _checkpoints_by_width(tmp_path)

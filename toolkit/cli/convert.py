@@ -13,7 +13,9 @@ from toolkit.convert import convert_command
 @click.option("--to", default="tflite", show_default=True, help="Output format(s), comma-separated.")
 @click.option("--quant", default="none", show_default=True,
               help="Precision(s), comma-separated: none (float32) or fp16.")
-@click.option("--width", default=None, help="0.25, 0.5, 0.75, 1.0, or all (SOURCE is then a checkpoint directory).")
+@click.option("--width", default=None,
+              help="0.25, 0.5, 0.75, 1.0 or all. With a directory SOURCE (e.g. the zoo's training runs): "
+                   "which widths to convert, each from its best (else latest) checkpoint.")
 @click.option("--image-size", type=int, default=None, help="Export size for a checkpoint (default: its card's).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Output directory (default: next to SOURCE).")
