@@ -145,3 +145,14 @@ def test_predict_undecodable_image(tflite_model, tmp_path):
     broken.write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
     result = _invoke("predict", broken, "--model", tflite_model[0] / "mobilenet_v1_025_32.fp32.tflite")
     _assert_one_line_error(result, "cannot decode image", "holiday.jpg")
+
+
+def test_predict_agrees_across_formats(onnx_model, tflite_model, tmp_path):
+    image = _write_image(tmp_path / "photo.jpg", np.random.RandomState(1).randint(0, 256, (90, 70, 3), dtype=np.uint8))
+    top = {}
+    for model in (onnx_model, tflite_model[0] / "mobilenet_v1_025_32.fp32.tflite"):
+        result = _invoke("predict", image, "--model", model, "--json")
+        assert result.exit_code == 0, result.output
+        top[model.suffix] = json.loads(result.stdout)["predictions"][0]["top"]
+    assert [t["label"] for t in top[".onnx"]] == [t["label"] for t in top[".tflite"]]
+    np.testing.assert_allclose([t["score"] for t in top[".onnx"]], [t["score"] for t in top[".tflite"]], atol=1e-6)
