@@ -143,12 +143,15 @@ def find_compiler() -> str:
 
 
 def fetch_wheel(download_dir: Path) -> Path:
-    """`pip download` the MindSpore Lite wheel into `download_dir` (pip skips a file it already has)."""
+    """`pip download` the MindSpore Lite wheel into `download_dir`, unless it is there already
+    (left by an interrupted setup, or put there by hand on a machine without PyPI)."""
+    wheel = download_dir / WHEEL
+    if wheel.is_file():
+        return wheel
     download_dir.mkdir(parents=True, exist_ok=True)
     result = subprocess.run([sys.executable, "-m", "pip", *PIP_DOWNLOAD, "--dest", str(download_dir),
                              "--disable-pip-version-check", "--progress-bar", "off"],
                             capture_output=True, text=True)
-    wheel = download_dir / WHEEL
     if result.returncode != 0 or not wheel.is_file():
         lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
         errors = [line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR:")]
