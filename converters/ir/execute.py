@@ -188,11 +188,12 @@ KERNELS = {
 
 
 def run(graph: Graph, feeds: dict[str, np.ndarray] | np.ndarray, on_tensor: TensorCallback | None = None,
-        fetch: list[str] | None = None) -> dict[str, np.ndarray]:
+        fetch: list[str] | None = None, on_preact: TensorCallback | None = None) -> dict[str, np.ndarray]:
     """Run `graph` on `feeds` (a dict, or one array for a single-input graph).
 
     Returns the graph outputs, or the tensors named in `fetch`. `on_tensor(name, value)` sees every
-    activation as it is computed.
+    activation as it is computed; `on_preact(node_name, value)` sees the output of each node with a
+    fused activation before that activation is applied.
     """
     if not isinstance(feeds, dict):
         feeds = {graph.inputs[0]: feeds}
@@ -202,7 +203,14 @@ def run(graph: Graph, feeds: dict[str, np.ndarray] | np.ndarray, on_tensor: Tens
         if on_tensor:
             on_tensor(name, values[name])
     for node in graph.nodes:
-        out = KERNELS[node.op](graph, node, values)
+        act = node.attrs.get("act", "none")
+        if on_preact and act != "none":
+            linear = KERNELS[node.op](graph, Node(node.op, node.name, node.inputs, node.outputs,
+                                                  {**node.attrs, "act": "none"}), values)
+            on_preact(node.name, linear)
+            out = apply_act(linear, act)
+        else:
+            out = KERNELS[node.op](graph, node, values)
         if out.dtype == np.float64:
             out = out.astype(np.float32)
         values[node.outputs[0]] = out

@@ -1,0 +1,71 @@
+"""TFLite's fixed-point requantization arithmetic, vectorised in NumPy.
+
+`quantize_multiplier` follows tflite::QuantizeMultiplier (frexp, round to Q31, shift).
+`multiply_by_quantized_multiplier` follows tflite::MultiplyByQuantizedMultiplier in its default
+(double-rounding) build: gemmlowp's SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT.
+`rounding="single"` gives the TFLITE_SINGLE_ROUNDING variant (one rounding of x * m >> (31 - shift)).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
+
+
+def quantize_multiplier(real_multiplier) -> tuple[np.ndarray, np.ndarray]:
+    """Real multipliers (float64) -> (Q31 significands int64, shifts int64), as tflite::QuantizeMultiplier."""
+    real = np.atleast_1d(np.asarray(real_multiplier, dtype=np.float64))
+    fraction, shift = np.frexp(real)
+    # TfLiteRound is std::round: half away from zero.
+    q = np.sign(fraction) * np.floor(np.abs(fraction) * (1 << 31) + 0.5)
+    q = q.astype(np.int64)
+    shift = shift.astype(np.int64)
+    overflow = q == (1 << 31)
+    q[overflow] //= 2
+    shift[overflow] += 1
+    tiny = shift < -31
+    q[tiny] = 0
+    shift[tiny] = 0
+    q[real == 0] = 0
+    shift[real == 0] = 0
+    return q, shift
+
+
+def saturating_rounding_doubling_high_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """gemmlowp::SaturatingRoundingDoublingHighMul on int32 values held in int64 arrays."""
+    a = a.astype(np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    overflow = (a == INT32_MIN) & (b == INT32_MIN)
+    ab = a * b
+    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    total = ab + nudge
+    # C++ integer division truncates toward zero.
+    result = np.where(total >= 0, total // (1 << 31), -((-total) // (1 << 31)))
+    return np.where(overflow, INT32_MAX, result)
+
+
+def rounding_divide_by_pot(x: np.ndarray, exponent) -> np.ndarray:
+    """gemmlowp::RoundingDivideByPOT: divide by 2**exponent, rounding half away from zero."""
+    x = x.astype(np.int64)
+    exponent = np.asarray(exponent, dtype=np.int64)
+    mask = (np.int64(1) << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> exponent) + (remainder > threshold)
+
+
+def multiply_by_quantized_multiplier(x: np.ndarray, multiplier, shift, rounding: str = "double") -> np.ndarray:
+    """Requantize int32 accumulators: x * multiplier * 2**(shift - 31), rounded as TFLite does.
+
+    `multiplier` and `shift` broadcast against `x` (per-channel along the last axis).
+    """
+    x = np.asarray(x, dtype=np.int64)
+    multiplier = np.asarray(multiplier, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    if rounding == "single":
+        total_shift = 31 - shift
+        return (x * multiplier + (np.int64(1) << (total_shift - 1))) >> total_shift
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x * (np.int64(1) << left), multiplier), right)

@@ -1,0 +1,183 @@
+"""Activation observers: a mergeable histogram per tensor and the range estimators that read it.
+
+Estimators return a float range (lo, hi) with lo <= 0 <= hi, to be mapped onto int8 by
+`quantize.params`:
+- minmax:     the observed extremes;
+- percentile: the p-th / (100-p)-th percentiles (default 99.99);
+- mse:        the clipping range that minimises the expected squared quantization error;
+- kl:         the entropy (KL-divergence) threshold of TensorRT-style calibration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+LEVELS = 256  # int8
+METHODS = ("minmax", "percentile", "mse", "kl")
+
+
+class Histogram:
+    """Counts over [-limit, limit] in BINS bins; `limit` doubles (pairs of bins merge) as data grows.
+
+    Exact zeros (ReLU outputs) are counted apart: zero is always representable, so they carry no error.
+    """
+
+    BINS = 4096
+
+    def __init__(self):
+        self.counts = np.zeros(self.BINS, np.int64)
+        self.limit = 0.0
+        self.min = np.inf
+        self.max = -np.inf
+        self.zeros = 0
+
+    def update(self, values: np.ndarray) -> None:
+        x = np.asarray(values, dtype=np.float32).ravel()
+        if not np.all(np.isfinite(x)):
+            raise ValueError("activation holds NaN or Inf")
+        self.min = min(self.min, float(x.min()))
+        self.max = max(self.max, float(x.max()))
+        nonzero = x[x != 0]
+        self.zeros += x.size - nonzero.size
+        if nonzero.size == 0:
+            return
+        peak = float(np.abs(nonzero).max())
+        if self.limit == 0.0:
+            self.limit = float(2.0 ** np.ceil(np.log2(peak)))
+        while peak > self.limit:
+            merged = self.counts.reshape(-1, 2).sum(axis=1)
+            self.counts = np.zeros(self.BINS, np.int64)
+            self.counts[self.BINS // 4: 3 * self.BINS // 4] = merged
+            self.limit *= 2
+        index = np.floor((nonzero + self.limit) * (self.BINS / (2 * self.limit))).astype(np.int64)
+        self.counts += np.bincount(np.clip(index, 0, self.BINS - 1), minlength=self.BINS)
+
+    @property
+    def edges(self) -> np.ndarray:
+        return np.linspace(-self.limit, self.limit, self.BINS + 1)
+
+    @property
+    def centers(self) -> np.ndarray:
+        e = self.edges
+        return (e[:-1] + e[1:]) / 2
+
+    @property
+    def total(self) -> int:
+        return int(self.counts.sum()) + self.zeros
+
+    def to_dict(self) -> dict:
+        return {"counts": self.counts, "limit": self.limit, "min": self.min, "max": self.max, "zeros": self.zeros}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Histogram":
+        h = cls()
+        h.counts = np.asarray(data["counts"], np.int64)
+        h.limit, h.min, h.max, h.zeros = float(data["limit"]), float(data["min"]), float(data["max"]), int(data["zeros"])
+        return h
+
+
+def minmax(h: Histogram) -> tuple[float, float]:
+    return min(h.min, 0.0), max(h.max, 0.0)
+
+
+def percentile(h: Histogram, p: float = 99.99) -> tuple[float, float]:
+    cdf = np.cumsum(h.counts) / max(h.counts.sum(), 1)
+    e = h.edges
+    lo = float(e[np.searchsorted(cdf, (100 - p) / 100)]) if h.min < 0 else 0.0
+    hi = float(e[np.searchsorted(cdf, p / 100) + 1]) if h.max > 0 else 0.0
+    return max(min(lo, 0.0), h.min if h.min < 0 else 0.0), min(max(hi, 0.0), max(h.max, 0.0))
+
+
+def expected_error(h: Histogram, lo: float, hi: float) -> float:
+    """Expected squared int8 quantization error of the histogrammed data for the range [lo, hi].
+
+    Values inside the range round: s^2/12 each (zeros are exact). Values outside clip to the edge.
+    """
+    scale = (hi - lo) / (LEVELS - 1)
+    if scale <= 0:
+        return float(np.sum(h.counts * h.centers ** 2))
+    c = h.centers
+    below, above = c < lo, c > hi
+    inside = ~(below | above)
+    return float(np.sum(h.counts[inside]) * scale ** 2 / 12
+                 + np.sum(h.counts[below] * (c[below] - lo) ** 2)
+                 + np.sum(h.counts[above] * (c[above] - hi) ** 2))
+
+
+def mse(h: Histogram, steps: int = 200) -> tuple[float, float]:
+    """Shrink both ends of the min/max range together; keep the range with the least expected error."""
+    lo0, hi0 = minmax(h)
+    best, best_err = (lo0, hi0), np.inf
+    for alpha in np.linspace(1.0, 0.05, steps):
+        err = expected_error(h, lo0 * alpha, hi0 * alpha)
+        if err < best_err:
+            best, best_err = (lo0 * alpha, hi0 * alpha), err
+    return float(best[0]), float(best[1])
+
+
+def _kl_threshold(hist: np.ndarray, edges: np.ndarray, levels: int) -> float:
+    """TensorRT entropy calibration on a one-sided histogram (bin 0 starts at 0).
+
+    For each candidate threshold (a bin edge), P is the histogram up to it with the clipped tail
+    added to its last bin, and Q the same bins merged into `levels` quantization levels and spread
+    back evenly over their non-empty bins; the threshold with the smallest KL(P || Q) wins.
+    """
+    nbins = hist.size
+    best_t, best_kl = float(edges[-1]), np.inf
+    counts = hist.astype(np.float64)
+    for i in range(min(levels, nbins), nbins + 1):
+        p = counts[:i].copy()
+        p[-1] += counts[i:].sum()
+        starts = (np.arange(levels) * i) // levels
+        lengths = np.diff(np.append(starts, i))
+        keep = lengths > 0
+        starts, lengths = starts[keep], lengths[keep]
+        totals = np.add.reduceat(counts[:i], starts)
+        nonempty = np.add.reduceat((counts[:i] > 0).astype(np.float64), starts)
+        q = np.repeat(np.where(nonempty > 0, totals / np.maximum(nonempty, 1), 0.0), lengths) * (counts[:i] > 0)
+        valid = p > 0
+        if not np.any(valid) or q.sum() == 0:
+            continue
+        pn, qn = p / p.sum(), q / q.sum()
+        if np.any(qn[valid] == 0):
+            continue
+        divergence = float(np.sum(pn[valid] * np.log(pn[valid] / qn[valid])))
+        if divergence < best_kl:
+            best_kl, best_t = divergence, float(edges[i])
+    return best_t
+
+
+def kl(h: Histogram, bins: int = 512) -> tuple[float, float]:
+    """Entropy threshold on |x|, folded onto `bins` one-sided bins (coarser than the histogram, for speed)."""
+    half = h.BINS // 2
+    folded = h.counts[half:] + h.counts[:half][::-1]
+    peak = max(abs(h.min), abs(h.max))
+    used = max(int(np.ceil(peak / h.limit * half)), 1)
+    folded = folded[:used]
+    factor = max(int(np.ceil(used / bins)), 1)
+    pad = (-len(folded)) % factor
+    coarse = np.concatenate([folded, np.zeros(pad, np.int64)]).reshape(-1, factor).sum(axis=1)
+    edges = np.arange(coarse.size + 1) * (h.limit / half) * factor
+    signed = h.min < 0 and h.max > 0
+    threshold = _kl_threshold(coarse, edges, LEVELS // 2 if signed else LEVELS - 1)
+    lo0, hi0 = minmax(h)
+    return max(lo0, -threshold), min(hi0, threshold)
+
+
+ESTIMATORS = {"minmax": minmax, "percentile": percentile, "mse": mse, "kl": kl}
+
+
+@dataclass(frozen=True)
+class ObserverConfig:
+    """Which estimator(s) to use; `auto` tries all of them per tensor (see quantize.auto_range)."""
+
+    method: str = "auto"
+    percentile: float = 99.99
+
+    def estimate(self, h: Histogram, method: str | None = None) -> tuple[float, float]:
+        method = method or self.method
+        if method == "percentile":
+            return percentile(h, self.percentile)
+        return ESTIMATORS[method](h)

@@ -1,0 +1,96 @@
+"""The TFLite int8 scheme: how float ranges and weights become quantization parameters.
+
+- weights: symmetric int8 in [-127, 127], zero point 0; per output channel for conv2d (axis 0,
+  [O,H,W,I]) and depthwise_conv2d (axis 3, [1,H,W,C]); per tensor for fully_connected;
+- bias: int32, scale = input_scale * weight_scale, zero point 0;
+- activations: asymmetric int8 per tensor, the range nudged so that 0.0 is exact;
+- avg_pool2d, reshape and pad keep their input's parameters; softmax outputs 1/256, zero point -128.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from converters.ir import QuantParams
+
+WEIGHT_AXIS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": None}
+SHARES_INPUT_PARAMS = ("avg_pool2d", "reshape", "pad")
+SOFTMAX_PARAMS = QuantParams(np.array([1.0 / 256]), np.array([-128]))
+QMIN, QMAX = -128, 127
+WEIGHT_MAX = 127
+
+
+def activation_params(lo: float, hi: float) -> QuantParams:
+    """Asymmetric int8 parameters for the float range [lo, hi] (widened to contain 0)."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if hi - lo < 1e-8:
+        hi = lo + 1e-8
+    scale = np.float32((hi - lo) / (QMAX - QMIN))
+    zero_point = int(np.clip(np.round(QMIN - lo / float(scale)), QMIN, QMAX))
+    return QuantParams(np.array([scale]), np.array([zero_point]))
+
+
+def weight_scales(weight: np.ndarray, axis: int | None) -> np.ndarray:
+    """Symmetric scales: max |w| / 127, per channel along `axis` (or per tensor when None)."""
+    if axis is None:
+        peak = np.array([np.abs(weight).max()])
+    else:
+        peak = np.abs(np.moveaxis(weight, axis, 0).reshape(weight.shape[axis], -1)).max(axis=1)
+    return np.where(peak > 0, peak / WEIGHT_MAX, 1.0).astype(np.float32)
+
+
+def weight_params(weight: np.ndarray, axis: int | None) -> QuantParams:
+    scales = weight_scales(weight, axis)
+    return QuantParams(scales, np.zeros(scales.size, np.int64), axis=axis or 0)
+
+
+def _broadcast(values: np.ndarray, ndim: int, axis: int | None) -> np.ndarray:
+    if axis is None or values.size == 1:
+        return values.reshape(())
+    shape = [1] * ndim
+    shape[axis] = -1
+    return values.reshape(shape)
+
+
+def quantize_weight(weight: np.ndarray, params: QuantParams, axis: int | None,
+                    round_up: np.ndarray | None = None) -> np.ndarray:
+    """int8 weights; `round_up` (bool, weight-shaped) overrides nearest rounding (AdaRound)."""
+    scaled = weight / _broadcast(params.scale.astype(np.float64), weight.ndim, axis)
+    q = np.floor(scaled) + round_up if round_up is not None else np.round(scaled)
+    return np.clip(q, -WEIGHT_MAX, WEIGHT_MAX).astype(np.int8)
+
+
+def dequantize_weight(q: np.ndarray, params: QuantParams, axis: int | None) -> np.ndarray:
+    return (q.astype(np.float32) * _broadcast(params.scale, q.ndim, axis)).astype(np.float32)
+
+
+BIAS_LIMIT = 2 ** 30  # |bias| in int32 units, with headroom for the accumulator it is added to
+
+
+def fit_bias(weight: QuantParams, input_params: QuantParams, bias: np.ndarray) -> QuantParams:
+    """Raise the weight scale of channels whose bias would not fit int32 at scale s_in * s_w.
+
+    This happens in channels whose weights are (nearly) all zero but whose folded BN left a bias:
+    their tiny weight scale makes the bias scale tiny too. Their weights stay (nearly) zero.
+    """
+    needed = np.abs(bias.astype(np.float64)) / (np.float64(input_params.scale[0]) * BIAS_LIMIT)
+    if np.all(weight.scale >= needed):
+        return weight
+    scale = np.maximum(weight.scale.astype(np.float64), needed).astype(np.float32)
+    return QuantParams(scale, weight.zero_point, weight.axis)
+
+
+def bias_params(input_params: QuantParams, weight: QuantParams) -> QuantParams:
+    scale = (np.float64(input_params.scale[0]) * weight.scale.astype(np.float64)).astype(np.float32)
+    return QuantParams(scale, np.zeros(scale.size, np.int64), axis=0)
+
+
+def quantize_bias(bias: np.ndarray, params: QuantParams) -> np.ndarray:
+    q = np.round(bias.astype(np.float64) / params.scale.astype(np.float64))
+    return np.clip(q, -(2 ** 31) + 1, 2 ** 31 - 1).astype(np.int32)
+
+
+def fake_quantize(x: np.ndarray, params: QuantParams) -> np.ndarray:
+    """Quantize then dequantize a per-tensor activation (float simulation)."""
+    s, zp = float(params.scale[0]), int(params.zero_point[0])
+    return ((np.clip(np.round(x / s) + zp, QMIN, QMAX) - zp) * s).astype(np.float32)

@@ -1,0 +1,125 @@
+"""The quantizer facade: one class, one method per stage; the stages live in their own modules.
+
+    quantizer = Quantizer(Recipe.load("default"))
+    calibration = quantizer.calibrate(graph, images)       # quantize.calibrator
+    result = quantizer.quantize(graph, images, calibration) # cle, ranges, bias_correction, transform
+    metrics = quantizer.validate(result, images, labels)    # quantize.reference + quantize.metrics
+
+`graph` is the lowered float NHWC graph (`converters.passes.lower_for_tflite`); images are the
+canonical float NCHW batches of `toolkit.data` / `toolkit.preprocess`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from converters.ir import Graph
+from converters.ir.execute import run as run_float
+from quantize import reference
+from quantize.bias_correction import correct_biases
+from quantize.calibrator import CalibrationResult, calibrate, check_images
+from quantize.cle import EqualizationReport, equalize
+from quantize.metrics import compare
+from quantize.observers import ObserverConfig
+from quantize.params import WEIGHT_AXIS, activation_params, weight_params
+from quantize.plan import QuantPlan
+from quantize.ranges import RangeChoice, choose_ranges
+from quantize.recipe import Recipe
+from quantize.sensitivity import LayerSensitivity, layer_sensitivity, most_sensitive
+from quantize.transform import check_quantizable, quantizable_layers, to_int8
+
+Progress = Callable[[str, int, int], None]  # (stage, advance, total)
+
+
+@dataclass
+class QuantizationResult:
+    graph: Graph                  # the int8 graph, ready for a writer
+    float_graph: Graph            # the float graph it was made from (after CLE)
+    plan: QuantPlan
+    recipe: Recipe
+    ranges: dict[str, RangeChoice] = field(default_factory=dict)
+    equalization: EqualizationReport | None = None
+    bias_correction: dict[str, tuple[float, float]] = field(default_factory=dict)
+    sensitivity: list[LayerSensitivity] = field(default_factory=list)
+
+
+def to_nhwc(images: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(images, np.float32).transpose(0, 2, 3, 1))
+
+
+class Quantizer:
+    def __init__(self, recipe: Recipe | None = None, progress: Progress | None = None):
+        self.recipe = recipe or Recipe()
+        self.progress = progress
+
+    def _tick(self, stage: str, total: int):
+        if self.progress is None:
+            return None
+        self.progress(stage, 0, total)
+        return lambda n: self.progress(stage, n, total)
+
+    def calibrate(self, graph: Graph, images: np.ndarray) -> CalibrationResult:
+        """Histograms of every activation of `graph` over `images` (canonical NCHW)."""
+        check_quantizable(graph)
+        x = check_images(graph, to_nhwc(images))
+        return calibrate(graph, x, progress=self._tick("calibrate", len(x)))
+
+    def quantize(self, graph: Graph, images: np.ndarray, calibration: CalibrationResult | None = None,
+                 weight_rounding=None) -> QuantizationResult:
+        recipe = self.recipe
+        check_quantizable(graph)
+        x = check_images(graph, to_nhwc(images))
+        calibration = calibration or self.calibrate(graph, images)
+        equalization = None
+        if recipe.cle:
+            graph, equalization = equalize(graph, calibration.preact_max)
+            calibration = calibrate(graph, x, progress=self._tick("calibrate (after CLE)", len(x)))
+        weights = {n.name: weight_params(graph.const(n.inputs[1]), WEIGHT_AXIS[n.op])
+                   for n in quantizable_layers(graph)}
+        ranges = choose_ranges(graph, calibration, ObserverConfig(recipe.method, recipe.percentile),
+                               x[: recipe.auto_samples], weights)
+        plan = QuantPlan(activations={t: activation_params(*c.range) for t, c in ranges.items()},
+                         weights=weights, io=recipe.io)
+        if weight_rounding is not None:
+            plan.round_up = weight_rounding(graph, plan, x)
+        corrections = {}
+        if recipe.bias_correction:
+            biases, corrections = correct_biases(graph, plan, x[: recipe.correction_images], recipe.kernels)
+            plan = dataclasses.replace(plan, biases=biases)
+        sensitivity = []
+        if recipe.fallback == "float" and recipe.fallback_layers > 0:
+            sample = x[: recipe.correction_images]
+            sensitivity = layer_sensitivity(graph, plan, sample, recipe.kernels,
+                                            progress=self._tick("sensitivity", len(quantizable_layers(graph))))
+            plan = dataclasses.replace(plan, float_layers=most_sensitive(sensitivity, recipe.fallback_layers))
+        qgraph = to_int8(graph, plan)
+        input_q = qgraph.tensors[qgraph.inputs[0]].quant or plan.activations[graph.inputs[0]]
+        qgraph.meta = {**graph.meta, "precision": "int8", "input_dtype": "int8" if recipe.io == "int8" else "float32",
+                       "output_dtype": "int8" if recipe.io == "int8" else "float32",
+                       "input_quant": {"scale": float(input_q.scale[0]), "zero_point": int(input_q.zero_point[0])},
+                       "quantization": {"recipe": recipe.to_dict(), "float_layers": list(plan.float_layers)}}
+        return QuantizationResult(qgraph, graph, plan, recipe, ranges, equalization, corrections, sensitivity)
+
+    def sensitivity(self, result: QuantizationResult, images: np.ndarray) -> list[LayerSensitivity]:
+        """Per-layer SQNR with only that layer quantized (for `--report`)."""
+        x = to_nhwc(images)
+        return layer_sensitivity(result.float_graph, result.plan, x, self.recipe.kernels,
+                                 progress=self._tick("sensitivity", len(quantizable_layers(result.float_graph))))
+
+    def run(self, result: QuantizationResult, images: np.ndarray) -> np.ndarray:
+        """float logits of the int8 model on canonical NCHW images (the integer reference executor)."""
+        x = to_nhwc(images)
+        graph = result.graph
+        if result.recipe.io == "int8":
+            x = reference.run_quantize_input(graph, x)
+        logits = reference.run(graph, x, self.recipe.kernels)[graph.outputs[0]]
+        return reference.dequantize_output(graph, logits)
+
+    def validate(self, result: QuantizationResult, images: np.ndarray, labels: np.ndarray | None = None) -> dict:
+        """Float vs int8 logits on `images`: SQNR, KL, top-1 agreement (and accuracy with labels)."""
+        float_logits = run_float(result.float_graph, to_nhwc(images))[result.float_graph.outputs[0]]
+        return compare(float_logits, self.run(result, images), labels)

@@ -1,0 +1,69 @@
+"""Recipes: what a quantization run does, as data. Presets live in `quantize/recipes/*.json`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from quantize.observers import METHODS
+from quantize.plan import IO_TYPES
+from quantize.reference import KERNEL_PROFILES
+from toolkit.errors import ConfigError
+
+PRESETS_DIR = Path(__file__).parent / "recipes"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    method: str = "auto"            # auto | minmax | percentile | mse | kl
+    percentile: float = 99.99
+    cle: bool = True                # cross-layer equalization
+    bias_correction: bool = True
+    adaround: bool = False
+    io: str = "float"               # float: QUANTIZE/DEQUANTIZE at the edges; int8: int8 in and out
+    fallback: str = "none"          # none | float
+    fallback_layers: int = 1        # how many of the most sensitive layers stay float
+    auto_samples: int = 32          # images whose activations `auto` compares candidates on
+    correction_images: int = 64     # images bias correction averages over
+    kernels: str = "builtin"        # integer kernels to simulate: TFLite "builtin" (optimized) or "reference"
+
+    def __post_init__(self):
+        checks = {"method": (self.method, ("auto", *METHODS)), "io": (self.io, IO_TYPES),
+                  "fallback": (self.fallback, ("none", "float")), "kernels": (self.kernels, KERNEL_PROFILES)}
+        for key, (value, allowed) in checks.items():
+            if value not in allowed:
+                raise ConfigError(f"recipe {key}={value!r} is not valid", f"use one of: {', '.join(allowed)}")
+        if not 50.0 < self.percentile <= 100.0:
+            raise ConfigError(f"recipe percentile={self.percentile} is not valid", "use a value in (50, 100]")
+        if self.fallback_layers < 0:
+            raise ConfigError("recipe fallback_layers must be >= 0")
+
+    def replace(self, **changes) -> "Recipe":
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Recipe":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown recipe keys {unknown}", f"valid keys: {', '.join(sorted(names))}")
+        return cls(**data)
+
+    @classmethod
+    def load(cls, name_or_path: str) -> "Recipe":
+        """A preset name (`default`, `minmax_baseline`, ...) or a JSON file."""
+        path = Path(name_or_path)
+        if not path.is_file():
+            path = PRESETS_DIR / f"{name_or_path}.json"
+        if not path.is_file():
+            presets = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.json")))
+            raise ConfigError(f"no recipe '{name_or_path}'", f"use a JSON file or one of: {presets}")
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"recipe {path} is not valid JSON: {exc}") from None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -1,0 +1,237 @@
+"""Integer reference executor: computes, in NumPy, exactly what TFLite's int8 kernels compute.
+
+Conv, depthwise conv and fully-connected accumulate (x - x_zp) * w + bias in int32 (done here in
+float64, which is exact for int8 products summed over any MobileNetV1 layer), requantize with the
+per-channel fixed-point multiplier and shift, add the output zero point and clamp to the fused
+activation range. Average pooling rounds half away from zero. QUANTIZE / DEQUANTIZE follow the
+float arithmetic of TFLite's kernels. Float nodes (layers kept in float) run on the float executor.
+
+It is the test oracle for the LiteRT int8 output and the tool for explaining quantization errors:
+`run(..., on_tensor=...)` reports every int8 tensor.
+
+Two kernel profiles, both checked bit for bit against LiteRT 2.3 on x86-64:
+- "reference": TFLite's reference kernels (OpResolverType.BUILTIN_REF). Every requantization uses
+  the default double rounding; DEQUANTIZE computes float(double(scale) * (q - zero_point)).
+- "builtin": TFLite's optimized built-in kernels without delegates
+  (BUILTIN_WITHOUT_DEFAULT_DELEGATES), which is what ships. Two kernels differ from the reference:
+  FULLY_CONNECTED runs through ruy, whose requantization rounds once (single rounding: ties go up
+  where double rounding sends some of them down, a 1-LSB difference at exact ties); DEQUANTIZE
+  runs 8 values at a time as float32(q * scale) + float32(-zero_point * scale), and the
+  remaining tail values with the reference formula (a 1-ulp float difference).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from converters.ir import Graph, Node, QuantParams
+from converters.ir.execute import KERNELS as FLOAT_KERNELS
+from converters.ir.ops import attr
+from quantize.fixed_point import multiply_by_quantized_multiplier, quantize_multiplier
+
+
+def quantize_value(value: float, q: QuantParams) -> int:
+    """TFLite's `zero_point + round(f / scale)` in float32 (used for activation ranges)."""
+    return int(q.zero_point[0]) + int(round_half_away(np.float32(value) / np.float32(q.scale[0])))
+
+
+def round_half_away(x):
+    """std::round: to nearest, ties away from zero (exact: x - trunc(x) has no rounding error)."""
+    x = np.asarray(x)
+    whole = np.trunc(x)
+    return whole + np.sign(x) * (np.abs(x - whole) >= 0.5)
+
+
+def activation_range(act: str, q: QuantParams) -> tuple[int, int]:
+    """tflite::CalculateActivationRangeQuantized."""
+    lo, hi = q.qmin, q.qmax
+    if act in ("relu", "relu6"):
+        lo = max(lo, quantize_value(0.0, q))
+    if act == "relu6":
+        hi = min(hi, quantize_value(6.0, q))
+    return lo, hi
+
+
+def requantize_params(graph: Graph, node: Node) -> tuple[np.ndarray, np.ndarray]:
+    """Per-output-channel (multiplier, shift) = QuantizeMultiplier(s_in * s_w / s_out), computed in double."""
+    s_in = np.float64(graph.tensors[node.inputs[0]].quant.scale[0])
+    s_w = graph.tensors[node.inputs[1]].quant.scale.astype(np.float64)
+    s_out = np.float64(graph.tensors[node.outputs[0]].quant.scale[0])
+    return quantize_multiplier(s_in * s_w / s_out)
+
+
+KERNEL_PROFILES = ("builtin", "reference")
+
+
+def rounding_of(node: Node, kernels: str) -> str:
+    """The requantization rounding a kernel uses under a profile."""
+    return "single" if kernels == "builtin" and node.op == "fully_connected" else "double"
+
+
+def finish(acc: np.ndarray, graph: Graph, node: Node, kernels: str) -> np.ndarray:
+    """Accumulator (int64, channels last) -> int8 output: requantize, add zero point, clamp."""
+    rounding = rounding_of(node, kernels)
+    multiplier, shift = requantize_params(graph, node)
+    out_q = graph.tensors[node.outputs[0]].quant
+    y = multiply_by_quantized_multiplier(acc, multiplier, shift, rounding) + out_q.zero_point[0]
+    lo, hi = activation_range(attr(node, "act"), out_q)
+    return np.clip(y, lo, hi).astype(np.int8)
+
+
+def accumulate(graph: Graph, node: Node, x: np.ndarray) -> np.ndarray:
+    """The int32 accumulator of a conv / depthwise / fully-connected node (bias included), as int64."""
+    x_zp = int(graph.tensors[node.inputs[0]].quant.zero_point[0])
+    w = graph.const(node.inputs[1]).astype(np.float64)
+    bias = graph.const(node.inputs[2]).astype(np.float64) if len(node.inputs) > 2 else 0.0
+    shifted = x.astype(np.float64) - x_zp
+    if node.op == "fully_connected":
+        acc = shifted.reshape(shifted.shape[0], -1) @ w.T
+        return np.rint(acc + bias).astype(np.int64)
+    pt, pl, pb, pr = attr(node, "pads")
+    sh, sw = attr(node, "strides")
+    dh, dw = attr(node, "dilations")
+    # Padded positions hold the real value 0, i.e. x - x_zp = 0.
+    xp = np.pad(shifted, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    kh, kw = (w.shape[1], w.shape[2])
+    oh = (xp.shape[1] - dh * (kh - 1) - 1) // sh + 1
+    ow = (xp.shape[2] - dw * (kw - 1) - 1) // sw + 1
+    if node.op == "depthwise_conv2d":
+        mult = w.shape[3] // xp.shape[3]
+        if mult > 1:
+            xp = np.repeat(xp, mult, axis=3)
+        acc = np.zeros((xp.shape[0], oh, ow, w.shape[3]))
+    else:
+        acc = np.zeros((xp.shape[0], oh, ow, w.shape[0]))
+    groups = attr(node, "groups") if node.op == "conv2d" else 1
+    for i in range(kh):
+        for j in range(kw):
+            patch = xp[:, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw, :]
+            if node.op == "depthwise_conv2d":
+                acc += patch * w[0, i, j]
+            elif groups == 1:
+                acc += patch @ w[:, i, j, :].T
+            else:
+                cg, og = w.shape[3], w.shape[0] // groups
+                for g in range(groups):
+                    acc[..., g * og:(g + 1) * og] += patch[..., g * cg:(g + 1) * cg] @ w[g * og:(g + 1) * og, i, j, :].T
+    return np.rint(acc + bias).astype(np.int64)
+
+
+def _layer(graph: Graph, node: Node, values: dict, kernels: str) -> np.ndarray:
+    return finish(accumulate(graph, node, values[node.inputs[0]]), graph, node, kernels)
+
+
+def _avg_pool(graph: Graph, node: Node, values: dict, kernels: str) -> np.ndarray:
+    x = values[node.inputs[0]].astype(np.int64)
+    pt, pl, pb, pr = attr(node, "pads")
+    kh, kw = attr(node, "kernel")
+    sh, sw = attr(node, "strides")
+    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    valid = np.pad(np.ones(x.shape[1:3], np.int64), ((pt, pb), (pl, pr)))
+    oh = (xp.shape[1] - kh) // sh + 1
+    ow = (xp.shape[2] - kw) // sw + 1
+    total = np.zeros((x.shape[0], oh, ow, x.shape[3]), np.int64)
+    count = np.zeros((oh, ow), np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            total += xp[:, i: i + sh * (oh - 1) + 1: sh, j: j + sw * (ow - 1) + 1: sw, :]
+            count += valid[i: i + sh * (oh - 1) + 1: sh, j: j + sw * (ow - 1) + 1: sw]
+    count = count[None, :, :, None]
+    half = count // 2
+    # C++ integer division truncates toward zero: this rounds half away from zero.
+    mean = np.where(total > 0, (total + half) // count, -((half - total) // count))
+    lo, hi = activation_range(attr(node, "act"), graph.tensors[node.outputs[0]].quant)
+    return np.clip(mean, lo, hi).astype(np.int8)
+
+
+def _pad(graph: Graph, node: Node, values: dict, kernels: str) -> np.ndarray:
+    zp = int(graph.tensors[node.outputs[0]].quant.zero_point[0])
+    return np.pad(values[node.inputs[0]], [tuple(p) for p in attr(node, "pads")], constant_values=zp)
+
+
+def _reshape(graph: Graph, node: Node, values: dict, kernels: str) -> np.ndarray:
+    x = values[node.inputs[0]]
+    shape = list(attr(node, "shape"))
+    shape[0] = x.shape[0]
+    return x.reshape(shape)
+
+
+def quantize_array(x: np.ndarray, q: QuantParams) -> np.ndarray:
+    """tflite AffineQuantize: zero_point + round(x / scale) in float32, clamped."""
+    y = round_half_away(np.asarray(x, np.float32) / np.float32(q.scale[0])).astype(np.int64) + q.zero_point[0]
+    return np.clip(y, q.qmin, q.qmax).astype(q.dtype)
+
+
+def _quantize(graph: Graph, node: Node, values: dict, kernels: str) -> np.ndarray:
+    return quantize_array(values[node.inputs[0]], graph.tensors[node.outputs[0]].quant)
+
+
+def dequantize_array(x: np.ndarray, q: QuantParams, kernels: str) -> np.ndarray:
+    """DEQUANTIZE of a per-tensor int8 array [N, ...] as the profile's kernel computes it (see module doc)."""
+    x = np.asarray(x, np.int64)
+    exact = (np.float64(q.scale[0]) * (x - q.zero_point[0])).astype(np.float32)
+    if kernels == "reference":
+        return exact
+    s = np.float32(q.scale[0])
+    simd = x.astype(np.float32) * s + np.float32(-np.float32(q.zero_point[0]) * s)
+    per_sample = int(np.prod(x.shape[1:]))
+    in_blocks = (np.arange(per_sample) < per_sample // 8 * 8).reshape(x.shape[1:])
+    return np.where(in_blocks, simd, exact).astype(np.float32)
+
+
+def _dequantize(graph: Graph, node: Node, values: dict, kernels: str) -> np.ndarray:
+    src = graph.tensors[node.inputs[0]]
+    if src.quant is None:  # fp16 weights
+        return values[node.inputs[0]].astype(np.float32)
+    return dequantize_array(values[node.inputs[0]], src.quant, kernels)
+
+
+INT8_KERNELS = {
+    "conv2d": _layer,
+    "depthwise_conv2d": _layer,
+    "fully_connected": _layer,
+    "avg_pool2d": _avg_pool,
+    "pad": _pad,
+    "reshape": _reshape,
+    "quantize": _quantize,
+    "dequantize": _dequantize,
+}
+
+
+def is_quantized(graph: Graph, node: Node) -> bool:
+    """A node runs in integer arithmetic when its output is int8 or it is a (de)quantize edge."""
+    return node.op in ("quantize", "dequantize") or graph.tensors[node.outputs[0]].dtype == "int8"
+
+
+def run(graph: Graph, x: np.ndarray, kernels: str = "builtin", on_tensor=None,
+        fetch: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Run a quantized NHWC graph on its native input (float32, or int8 for int8 I/O)."""
+    if kernels not in KERNEL_PROFILES:
+        raise ValueError(f"kernels must be one of {KERNEL_PROFILES}, got {kernels!r}")
+    values: dict[str, np.ndarray] = {k: t.data for k, t in graph.tensors.items() if t.is_const}
+    values[graph.inputs[0]] = np.asarray(x)
+    for node in graph.nodes:
+        if is_quantized(graph, node):
+            if node.op not in INT8_KERNELS:
+                raise NotImplementedError(f"no int8 reference kernel for {node.op} (node {node.name})")
+            out = INT8_KERNELS[node.op](graph, node, values, kernels)
+        else:
+            out = FLOAT_KERNELS[node.op](graph, node, values).astype(np.float32)
+        values[node.outputs[0]] = out
+        if on_tensor:
+            on_tensor(node.outputs[0], out)
+    wanted = fetch if fetch is not None else graph.outputs
+    return {name: values[name] for name in wanted}
+
+
+def run_quantize_input(graph: Graph, x: np.ndarray) -> np.ndarray:
+    """Quantize float input for a model with int8 input, as an app would."""
+    return quantize_array(x, graph.tensors[graph.inputs[0]].quant)
+
+
+def dequantize_output(graph: Graph, y: np.ndarray) -> np.ndarray:
+    """int8 output -> float (as an app would, exactly); float output is returned as it is."""
+    tensor = graph.tensors[graph.outputs[0]]
+    if tensor.dtype != "int8":
+        return np.asarray(y, np.float32)
+    return dequantize_array(y, tensor.quant, "reference")
