@@ -55,6 +55,20 @@ def test_opencv_preprocessing_matches_mindspore_eval_transform(tmp_path, image_s
         np.testing.assert_allclose(ours, _mindspore_eval(path, card), atol=ATOL, rtol=0, err_msg=path.name)
 
 
+def test_exif_orientation_is_ignored_like_mindspore(tmp_path):
+    """MindSpore decodes the stored pixels; an EXIF "rotate 90" tag must not turn the image."""
+    from PIL import Image
+
+    pixels = np.random.RandomState(0).randint(0, 256, (120, 200, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 clockwise to display
+    path = tmp_path / "rotated.jpg"
+    Image.fromarray(pixels).save(path, exif=exif.tobytes())
+    assert load_image(path).shape == (120, 200, 3)
+    card = make_card(96)
+    np.testing.assert_allclose(preprocess(load_image(path), card), _mindspore_eval(path, card), atol=ATOL, rtol=0)
+
+
 def test_load_batch_stacks_nchw(tmp_path):
     paths = [_write_image(tmp_path / f"{i}.jpg", 90 + i, 120, 3, seed=i) for i in range(3)]
     batch = load_batch(paths, make_card(64))
