@@ -63,9 +63,12 @@ def randomise(network, seed: int) -> None:
 @pytest.fixture(scope="session")
 def zoo_onnx(tmp_path_factory) -> dict[float, Path]:
     """One random-weight MobileNetV1 ONNX export (with its card) per zoo width, at 224x224, 10 classes."""
+    import mindspore as ms
+
     directory = tmp_path_factory.mktemp("mslite_zoo")
     exports = {}
     for width in WIDTHS:
+        ms.set_seed(int(width * 100))  # the conv initialisers draw from MindSpore's generator
         network = create_model(model_name(width), num_classes=10)
         randomise(network, seed=int(width * 100))
         card = make_card(width, ZOO_SIZE)
