@@ -1,6 +1,7 @@
 """The `.ms` predictor and its failure paths: one worker per predictor, one-line errors, nothing half-written."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +21,13 @@ from toolkit.errors import BackendError, CalibrationError, ConfigError, ModelCar
 from toolkit.runtimes import load_predictor
 
 MNV1_TK = str(Path(sys.executable).with_name("mnv1-tk"))
+
+
+def remove_kept_log(message: str) -> None:
+    """The error names the full MindSpore Lite log it kept; check it is there, then tidy it away."""
+    log = Path(re.search(r"full log: (\S+?)\)?$", message.strip()).group(1))
+    assert log.is_file() and log.stat().st_size > 0
+    log.unlink()
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +69,7 @@ def test_corrupt_ms_file_is_one_line_through_the_cli(mslite_backend, small_ms, t
     assert f"MindSpore Lite failed while loading {bad}" in result.stderr
     assert "Import model failed" in result.stderr  # the last lines of the MindSpore Lite log
     assert "is a MindSpore Lite 2.0 .ms model" in result.stderr
+    remove_kept_log(result.stderr)
 
 
 def test_native_abort_in_the_worker_is_one_backend_error(small_ms):
@@ -70,6 +79,7 @@ def test_native_abort_in_the_worker_is_one_backend_error(small_ms):
             predictor.run(np.zeros((1, 3, 32, 32), np.float32))
     message = str(caught.value)
     assert "MindSpore Lite was killed by SIGABRT while running" in message and "\n" not in message
+    remove_kept_log(message)
 
 
 def test_bad_onnx_fails_in_the_converter_and_writes_nothing(mslite_backend, tmp_path):
@@ -82,6 +92,7 @@ def test_bad_onnx_fails_in_the_converter_and_writes_nothing(mslite_backend, tmp_
     assert "MindSpore Lite failed while converting bad.onnx" in str(caught.value)
     assert "is a valid ONNX model" in str(caught.value) and "\n" not in str(caught.value)
     assert list(out_dir.iterdir()) == []
+    remove_kept_log(str(caught.value))
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
