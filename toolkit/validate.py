@@ -1,0 +1,127 @@
+"""Top-1 / top-5 of any model file on a dataset split, through the one predictor interface.
+
+Eval batches come from `toolkit.data` with the model card's preprocessing (image size, mean/std,
+crop_pct, interpolation), so every format is measured on exactly the same input.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from toolkit.card import ModelCard
+from toolkit.data import DatasetSpec, create_dataset, create_loader, create_transforms, dataset_labels, pipeline_error
+from toolkit.errors import DataError
+from toolkit.models.checkpoint import checkpoint_card
+from toolkit.runtimes.base import Predictor, load_predictor
+
+DEFAULT_BATCH_SIZE = 64
+
+
+def eval_batches(card: ModelCard, dataset_spec: DatasetSpec, split: str = "val", limit: int | None = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE, shard: tuple[int, int] | None = None):
+    """Yield (images float32 NCHW, labels int32) preprocessed with the card's eval transform."""
+    shards = {"num_shards": shard[0], "shard_id": shard[1]} if shard and shard[0] > 1 else {}
+    dataset = create_dataset(dataset_spec, split, card.image_size, shuffle=False, num_samples=limit, **shards)
+    transforms = create_transforms(False, card.image_size, card.mean, card.std, card.crop_pct, card.interpolation)
+    loader = create_loader(dataset, transforms, batch_size)
+    iterator = loader.create_tuple_iterator(num_epochs=1, output_numpy=True)
+    while True:
+        try:
+            images, labels = next(iterator)
+        except StopIteration:
+            return
+        except RuntimeError as exc:
+            raise (pipeline_error(exc) or exc) from None
+        yield images.astype(np.float32), labels.astype(np.int32)
+
+
+def evaluate(predictor: Predictor, dataset_spec: DatasetSpec, split: str = "val", limit: int | None = None,
+             batch_size: int = DEFAULT_BATCH_SIZE, shard: tuple[int, int] | None = None) -> dict:
+    """Run `predictor` over a split: {"top1", "top5", "count", "correct_top1", "correct_top5", "seconds"}.
+
+    `shard=(num_shards, shard_id)` evaluates one worker's share (the trainer sums the counts).
+    """
+    card = predictor.card
+    classes = len(dataset_labels(dataset_spec))
+    if classes > card.num_classes:
+        raise DataError(f"the dataset has {classes} classes but the model only {card.num_classes}",
+                        "validate on the dataset the model was trained for")
+    correct1 = correct5 = count = 0
+    start = time.perf_counter()
+    for images, labels in eval_batches(card, dataset_spec, split, limit, batch_size, shard):
+        logits = predictor.run(images)
+        top5 = np.argsort(-logits, axis=1, kind="stable")[:, :5]
+        correct1 += int(np.sum(top5[:, 0] == labels))
+        correct5 += int(np.sum(np.any(top5 == labels[:, None], axis=1)))
+        count += len(labels)
+    if count == 0 and not shard:
+        raise DataError(f"the '{split}' split of {dataset_spec.name} has no images", "check the data directory")
+    return {"top1": correct1 / max(count, 1), "top5": correct5 / max(count, 1), "count": count,
+            "correct_top1": correct1, "correct_top5": correct5, "seconds": time.perf_counter() - start}
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    model: str
+    runtime: str
+    dataset: str
+    split: str
+    top1: float
+    top5: float
+    count: int
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def validate(model_path: str | Path, dataset_spec: DatasetSpec, split: str = "val", limit: int | None = None,
+             batch_size: int = DEFAULT_BATCH_SIZE, *, width: float | None = None, image_size: int | None = None,
+             activation: str | None = None, num_classes: int | None = None) -> ValidationResult:
+    """Top-1 / top-5 of a `.ckpt`, `.mindir` or `.onnx` file (any registered format) on a dataset split.
+
+    The card next to the model supplies the preprocessing; `width`/`image_size`/`activation`/
+    `num_classes` stand in for it for checkpoints without one (mindcv's).
+    """
+    from toolkit.runtimes.base import runtime_for
+
+    path = Path(model_path)
+    if not path.is_file():
+        raise DataError(f"model file {path} does not exist", "check --model")
+    runtime_for(path)  # an unknown suffix fails before anything is loaded
+    card = checkpoint_card(path, width=width, image_size=image_size, activation=activation, num_classes=num_classes)
+    _use_graph_mode(path)
+    predictor = load_predictor(path, card=card)
+    metrics = evaluate(predictor, dataset_spec, split, limit, batch_size)
+    return ValidationResult(model=str(path), runtime=predictor.name, dataset=dataset_spec.name, split=split,
+                            top1=metrics["top1"], top5=metrics["top5"], count=metrics["count"],
+                            seconds=round(metrics["seconds"], 3))
+
+
+def _use_graph_mode(path: Path) -> None:
+    """MindSpore runs a rebuilt checkpoint much faster compiled."""
+    if path.suffix == ".ckpt":
+        import mindspore as ms
+
+        ms.set_context(mode=ms.GRAPH_MODE)
+
+
+def print_report(result: ValidationResult, as_json: bool = False) -> None:
+    """A table on stdout, or one JSON object with `as_json`."""
+    if as_json:
+        print(json.dumps(result.to_dict()))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{Path(result.model).name} on {result.dataset}/{result.split}")
+    for column in ("runtime", "images", "top-1", "top-5", "seconds"):
+        table.add_column(column, justify="right" if column != "runtime" else "left")
+    table.add_row(result.runtime, str(result.count), f"{100 * result.top1:.2f}%", f"{100 * result.top5:.2f}%",
+                  f"{result.seconds:.1f}")
+    Console().print(table)
