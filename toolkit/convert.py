@@ -245,17 +245,14 @@ def _export(src: _Source, out_dir: Path, image_size: int | None) -> _Source:
 # ---- evaluation -----------------------------------------------------------------------------------
 def eval_batch(card: ModelCard, spec: DatasetSpec | None, count: int) -> np.ndarray:
     """The first `count` images of the eval split, through the card's eval transform (canonical NCHW)."""
-    from toolkit.data import create_dataset, create_loader, create_transforms
+    from toolkit.validate import eval_batches
 
     if spec is None:
         spec = DatasetSpec(**card.extra["dataset"]) if "dataset" in card.extra else DatasetSpec("digits")
-    dataset = create_dataset(spec, "val", card.image_size, num_samples=count)
-    transforms = create_transforms(False, card.image_size, card.mean, card.std, card.crop_pct, card.interpolation)
-    images = [batch[0] for batch in create_loader(dataset, transforms, batch_size=count)
-              .create_tuple_iterator(output_numpy=True)]
-    if not images:
+    batch = next(eval_batches(card, spec, "val", limit=count, batch_size=count), None)
+    if batch is None:
         raise DataError(f"the {spec.name} eval split is empty", "pass --data / --data-dir with eval images")
-    return np.concatenate(images)[:count].astype(np.float32)
+    return batch[0]
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float]:
