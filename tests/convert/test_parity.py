@@ -71,8 +71,8 @@ def test_onnx_exported_by_mindspore(zoo_checkpoints, tmp_path, width, image_size
     expected = run(half, images.transpose(0, 2, 3, 1))[half.outputs[0]]
     got = load_predictor(fp16.path).run(images)
     np.testing.assert_allclose(got, expected, atol=FP32_ATOL, rtol=0)
-    # ...and the rounding costs these random BN-normalised networks 0.5-2% of the logit scale.
-    assert np.abs(got - reference).max() <= 0.025 * np.abs(reference).max()
+    # ...and the rounding costs these networks 0.15-0.5% of the logit scale (32 images, measured).
+    assert np.abs(got - reference).max() <= 0.01 * np.abs(reference).max()
 
 
 @pytest.mark.slow
