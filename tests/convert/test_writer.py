@@ -168,3 +168,19 @@ def test_int8_weights_with_float_activations_use_per_channel_dequantize():
     assert ("DEQUANTIZE", 5) in operators(data)
     x = _nhwc_images(2, 8, channels=4)
     np.testing.assert_allclose(run_tflite(data, x), _reference(graph, x), atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("activation", ["relu", "relu6"])
+def test_unfused_graph_writes_every_remaining_op(activation):
+    """Without fusions the graph keeps standalone RELU/RELU6, MEAN, a bias ADD and SOFTMAX."""
+    from converters.passes import fold_bn
+
+    model = mobilenet_like(image_size=16, folded_bn=False, activation=activation, head="matmul_add",
+                           pool="reduce_mean", softmax=True)
+    graph = to_nhwc(fold_bn(import_onnx(model)))
+    assert {activation, "mean", "add", "reshape", "softmax"} <= set(graph.op_counts())
+    data = write_tflite(graph)
+    names = {name for name, _ in operators(data)}
+    assert {activation.upper(), "MEAN", "ADD", "RESHAPE", "SOFTMAX", "FULLY_CONNECTED"} <= names
+    x = _nhwc_images(3, 16)
+    np.testing.assert_allclose(run_tflite(data, x), _reference(graph, x), atol=1e-6, rtol=0)
