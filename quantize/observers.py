@@ -51,7 +51,7 @@ class Histogram:
             self.counts = np.zeros(self.BINS, np.int64)
             self.counts[self.BINS // 4: 3 * self.BINS // 4] = merged
             self.limit *= 2
-        index = np.floor((nonzero + self.limit) * (self.BINS / (2 * self.limit))).astype(np.int64)
+        index = np.floor((nonzero.astype(np.float64) + self.limit) * (self.BINS / (2 * self.limit))).astype(np.int64)
         self.counts += np.bincount(np.clip(index, 0, self.BINS - 1), minlength=self.BINS)
 
     @property
@@ -149,8 +149,8 @@ def _kl_threshold(hist: np.ndarray, edges: np.ndarray, levels: int) -> float:
     return best_t
 
 
-def kl(h: Histogram, bins: int = 512) -> tuple[float, float]:
-    """Entropy threshold on |x|, folded onto `bins` one-sided bins (coarser than the histogram, for speed)."""
+def kl(h: Histogram, bins: int = 2048) -> tuple[float, float]:
+    """Entropy threshold on |x|, on at most `bins` one-sided bins (the histogram's own, folded)."""
     half = h.BINS // 2
     folded = h.counts[half:] + h.counts[:half][::-1]
     peak = max(abs(h.min), abs(h.max))

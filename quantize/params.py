@@ -74,6 +74,8 @@ def fit_bias(weight: QuantParams, input_params: QuantParams, bias: np.ndarray) -
     their tiny weight scale makes the bias scale tiny too. Their weights stay (nearly) zero.
     """
     needed = np.abs(bias.astype(np.float64)) / (np.float64(input_params.scale[0]) * BIAS_LIMIT)
+    if weight.scale.size == 1:  # per-tensor (fully connected): one scale serves every output
+        needed = needed.max(keepdims=True)
     if np.all(weight.scale >= needed):
         return weight
     scale = np.maximum(weight.scale.astype(np.float64), needed).astype(np.float32)

@@ -39,11 +39,11 @@ def layer_sensitivity(graph: Graph, plan: QuantPlan, images: np.ndarray, kernels
         alone = dataclasses.replace(plan, float_layers=tuple(n for n in names if n != node.name), io="float")
         mixed = to_int8(graph, alone)
         int8_out = mixed.node(node.name).outputs[0]
-        dequantized = next(n.outputs[0] for n in mixed.consumers(int8_out) if n.op == "dequantize")
-        values = reference.run(mixed, images, kernels, fetch=[mixed.outputs[0], dequantized])
+        values = reference.run(mixed, images, kernels, fetch=[mixed.outputs[0], int8_out])
+        layer_out = reference.dequantize_array(values[int8_out], mixed.tensors[int8_out].quant, "reference")
         results.append(LayerSensitivity(
             node.name, node.op,
-            sqnr_db(float_values[node.outputs[0]], values[dequantized]),
+            sqnr_db(float_values[node.outputs[0]], layer_out),
             sqnr_db(float_values[graph.outputs[0]], values[mixed.outputs[0]])))
         if progress:
             progress(1)

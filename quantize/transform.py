@@ -65,6 +65,11 @@ def to_int8(graph: Graph, plan: QuantPlan) -> Graph:
     home.update({n.outputs[0]: domain[n.name] for n in graph.nodes})
 
     def params_of(tensor: str):
+        """A tensor's params; pass-through outputs share those of the tensor they copy."""
+        producer = src.producer(tensor)
+        while tensor not in plan.activations and producer is not None and producer.op in SHARES_INPUT_PARAMS:
+            tensor = producer.inputs[0]
+            producer = src.producer(tensor)
         if tensor not in plan.activations:
             raise UnsupportedOpError(f"no quantization range for tensor '{tensor}'", "calibrate the model first")
         return plan.activations[tensor]

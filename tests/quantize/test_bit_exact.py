@@ -1,0 +1,91 @@
+"""The integer reference executor against LiteRT, bit for bit.
+
+LiteRT runs one image per invoke (as an app does). With its optimized built-in kernels and the
+default delegates off, and with its reference kernels, every int8 tensor and the float output must
+equal the reference executor's exactly (see quantize/reference.py for the two kernel profiles).
+XNNPACK requantizes in its own way; its difference is reported in LSB, not asserted.
+"""
+
+import numpy as np
+import pytest
+
+from converters.onnx_import import import_onnx
+from converters.passes import lower_for_tflite
+from converters.tflite import write_tflite
+from quantize import Quantizer, Recipe, reference
+
+RESOLVERS = {"builtin": "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "reference": "BUILTIN_REF", "xnnpack": "AUTO"}
+
+
+def _litert(model: bytes, resolver: str):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(model_content=model, experimental_preserve_all_tensors=True,
+                              experimental_op_resolver_type=getattr(OpResolverType, RESOLVERS[resolver]))
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def _run_litert(model: bytes, resolver: str, x: np.ndarray, tensors: list[str]) -> dict[str, np.ndarray]:
+    """Every named tensor, one image per invoke."""
+    interpreter = _litert(model, resolver)
+    index = {d["name"]: d["index"] for d in interpreter.get_tensor_details()}
+    out: dict[str, list] = {t: [] for t in tensors}
+    for image in x:
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image[None])
+        interpreter.invoke()
+        for t in tensors:
+            out[t].append(interpreter.get_tensor(index[t]).copy())
+    return {t: np.concatenate(v) for t, v in out.items()}
+
+
+def _quantized(graph, calib, io="float"):
+    recipe = Recipe(method="mse", cle=False, bias_correction=True, io=io, correction_images=16)
+    return Quantizer(recipe).quantize(graph, calib).graph
+
+
+def _check_exact(qgraph, x, kernels):
+    tensors = [n.outputs[0] for n in qgraph.nodes]
+    ours: dict[str, np.ndarray] = {}
+    reference.run(qgraph, x, kernels, on_tensor=ours.__setitem__)
+    theirs = _run_litert(write_tflite(qgraph), kernels, x, tensors)
+    for name in tensors:
+        assert theirs[name].dtype == ours[name].dtype, name
+        mismatched = int(np.sum(theirs[name] != ours[name]))
+        assert mismatched == 0, f"{name}: {mismatched} of {ours[name].size} values differ ({kernels} kernels)"
+
+
+@pytest.mark.parametrize("kernels", ["builtin", "reference"])
+def test_trained_digits_model_is_bit_exact(digits_set, kernels):
+    x = digits_set.val[:64].transpose(0, 2, 3, 1).copy()
+    _check_exact(_quantized(digits_set.graph, digits_set.calib), x, kernels)
+
+
+def test_int8_io_model_is_bit_exact(digits_set):
+    qgraph = _quantized(digits_set.graph, digits_set.calib, io="int8")
+    assert qgraph.tensors[qgraph.inputs[0]].dtype == "int8" and qgraph.tensors[qgraph.outputs[0]].dtype == "int8"
+    x = reference.run_quantize_input(qgraph, digits_set.val[:32].transpose(0, 2, 3, 1))
+    _check_exact(qgraph, x, "builtin")
+
+
+@pytest.mark.parametrize("width", [0.25, 0.5, 0.75, 1.0])
+def test_every_width_is_bit_exact(zoo_onnx, width):
+    card_path = zoo_onnx[width]
+    graph = lower_for_tflite(import_onnx(card_path))
+    rng = np.random.RandomState(int(width * 100))
+    size = graph.tensors[graph.inputs[0]].shape[1]
+    calib = rng.randn(16, 3, size, size).astype(np.float32)
+    x = rng.randn(3, size, size, 3).astype(np.float32)
+    _check_exact(_quantized(graph, calib), x, "builtin")
+
+
+def test_xnnpack_difference_is_reported_in_lsb(digits_set, capsys):
+    qgraph = _quantized(digits_set.graph, digits_set.calib)
+    x = digits_set.val[:64].transpose(0, 2, 3, 1).copy()
+    logits = qgraph.producer(qgraph.outputs[0]).inputs[0]  # the int8 logits before DEQUANTIZE
+    theirs = _run_litert(write_tflite(qgraph), "xnnpack", x, [logits])[logits].astype(np.int64)
+    ours = reference.run(qgraph, x, "builtin", fetch=[logits])[logits].astype(np.int64)
+    lsb = np.abs(theirs - ours)
+    with capsys.disabled():
+        print(f"\nXNNPACK vs reference int8 logits: max {lsb.max()} LSB, {np.mean(lsb > 0):.1%} differ")
+    assert lsb.max() <= 8  # a different requantization, not a different model

@@ -1,0 +1,141 @@
+"""What the quantizer promises on a trained model: agreement with float, and that each technique
+does what it claims."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from converters.ir.execute import run as run_float
+from quantize import CalibrationResult, QuantPlan, Quantizer, Recipe, reference
+from quantize.bias_correction import correct_biases
+from quantize.calibrator import calibrate
+from quantize.cle import channel_spread, equalizable_pairs, equalize
+from quantize.metrics import sqnr_db
+from quantize.quantizer import to_nhwc
+
+
+@pytest.fixture(scope="module")
+def default_result(digits_set):
+    return Quantizer(Recipe.load("default")).quantize(digits_set.graph, digits_set.calib)
+
+
+def test_default_recipe_keeps_99_percent_agreement(digits_set, default_result):
+    metrics = Quantizer(Recipe.load("default")).validate(default_result, digits_set.val, digits_set.val_labels)
+    assert metrics["top1_agreement"] >= 0.99
+    assert metrics["top1"] >= metrics["float_top1"] - 0.01
+    assert metrics["sqnr_db"] > 25
+
+
+def test_every_method_and_io_quantizes(digits_set):
+    """KL is left out: entropy calibration clips these ReLU6 activations hard (bench/ reports by how much)."""
+    for method in ("minmax", "percentile", "mse", "auto"):
+        for io in ("float", "int8"):
+            recipe = Recipe(method=method, io=io, cle=False, bias_correction=False, auto_samples=16)
+            quantizer = Quantizer(recipe)
+            result = quantizer.quantize(digits_set.graph, digits_set.calib)
+            agreement = quantizer.validate(result, digits_set.val[:128])["top1_agreement"]
+            assert agreement >= 0.98, (method, io, agreement)
+
+
+def test_cle_equalizes_weight_ranges_and_keeps_the_function(digits_set):
+    graph = digits_set.graph
+    x = to_nhwc(digits_set.calib)
+    calibration = calibrate(graph, x)
+    equalized, report = equalize(graph, calibration.preact_max)
+    pairs = equalizable_pairs(graph)
+    assert report.pairs == len(pairs) == 26  # 13 x (conv -> depthwise, depthwise -> pointwise)
+    # The spread (max/min) of per-output-channel weight ranges of the first layer of each pair.
+    before = np.array([report.spread_before[first.name] for first, _ in pairs])
+    after = np.array([report.spread_after[first.name] for first, _ in pairs])
+    assert np.exp(np.mean(np.log(after / before))) < 0.75
+    assert after.max() < before.max()
+    # The ReLU6 guard keeps the function exact on the calibration data.
+    logits = run_float(graph, x)[graph.outputs[0]]
+    np.testing.assert_allclose(run_float(equalized, x)[equalized.outputs[0]], logits, atol=1e-4 * np.abs(logits).max())
+
+
+def test_cle_without_the_relu6_guard_changes_the_function(digits_set):
+    """The guard matters: treating every ReLU6 as never clipping changes the outputs."""
+    graph = digits_set.graph
+    x = to_nhwc(digits_set.calib)
+    calibration = calibrate(graph, x)
+    unguarded = {name: np.zeros_like(peak) for name, peak in calibration.preact_max.items()}
+    equalized, _ = equalize(graph, unguarded)
+    before = run_float(graph, x)[graph.outputs[0]]
+    after = run_float(equalized, x)[equalized.outputs[0]]
+    assert np.abs(after - before).max() > 1e-2 * np.abs(before).max()
+
+
+def test_bias_correction_reduces_the_mean_output_error(digits_set):
+    recipe = Recipe(method="minmax", cle=False, bias_correction=False)
+    result = Quantizer(recipe).quantize(digits_set.graph, digits_set.calib)
+    x = to_nhwc(digits_set.calib)
+    _, report = correct_biases(result.float_graph, result.plan, x[:64])
+    before = np.array([b for b, _ in report.values()])
+    after = np.array([a for _, a in report.values()])
+    assert np.all(after <= before + 1e-9) and after.sum() < 0.5 * before.sum()
+    corrected = Quantizer(recipe.replace(bias_correction=True)).quantize(digits_set.graph, digits_set.calib)
+    plain = Quantizer(recipe).validate(result, digits_set.val)["sqnr_db"]
+    better = Quantizer(recipe).validate(corrected, digits_set.val)["sqnr_db"]
+    assert better > plain
+
+
+def test_fallback_keeps_the_most_sensitive_layers_in_float(digits_set):
+    recipe = Recipe(method="mse", cle=False, bias_correction=False, fallback="float", fallback_layers=2)
+    quantizer = Quantizer(recipe)
+    result = quantizer.quantize(digits_set.graph, digits_set.calib)
+    worst = sorted(result.sensitivity, key=lambda r: r.logits_sqnr_db)[:2]
+    assert set(result.plan.float_layers) == {r.layer for r in worst}
+    for name in result.plan.float_layers:
+        node = result.graph.node(name)
+        assert result.graph.tensors[node.outputs[0]].dtype == "float32"
+        assert result.graph.tensors[node.inputs[1]].dtype == "float32"
+    all_int8 = Quantizer(recipe.replace(fallback="none")).quantize(digits_set.graph, digits_set.calib)
+    assert quantizer.validate(result, digits_set.val)["sqnr_db"] > quantizer.validate(all_int8, digits_set.val)["sqnr_db"]
+
+
+def test_sensitivity_report_covers_every_layer(digits_set, default_result):
+    report = Quantizer(Recipe.load("default")).sensitivity(default_result, digits_set.calib[:32])
+    assert [r.layer for r in report] == [n.name for n in default_result.float_graph.nodes
+                                         if n.op in ("conv2d", "depthwise_conv2d", "fully_connected")]
+    assert all(np.isfinite(r.logits_sqnr_db) and r.logits_sqnr_db > 20 for r in report)
+
+
+def test_plan_and_calibration_round_trip(tmp_path, digits_set, default_result):
+    default_result.plan.save(tmp_path / "plan.npz")
+    plan = QuantPlan.load(tmp_path / "plan.npz")
+    from quantize import to_int8
+
+    again = to_int8(default_result.float_graph, plan)
+    x = to_nhwc(digits_set.val[:16])
+    np.testing.assert_array_equal(reference.run(again, x)[again.outputs[0]],
+                                  reference.run(default_result.graph, x)[default_result.graph.outputs[0]])
+    calibration = calibrate(digits_set.graph, to_nhwc(digits_set.calib[:32]))
+    calibration.save(tmp_path / "calib.npz")
+    loaded = CalibrationResult.load(tmp_path / "calib.npz")
+    assert loaded.count == 32 and set(loaded.histograms) == set(calibration.histograms)
+    name = next(iter(calibration.histograms))
+    np.testing.assert_array_equal(loaded.histograms[name].counts, calibration.histograms[name].counts)
+
+
+def test_int8_output_matches_float_within_its_own_quantization(digits_set, default_result):
+    """The logits differ from float by a few output LSB, not by the signal."""
+    quantizer = Quantizer(Recipe.load("default"))
+    q = quantizer.run(default_result, digits_set.val)
+    f = run_float(default_result.float_graph, to_nhwc(digits_set.val))[default_result.float_graph.outputs[0]]
+    assert sqnr_db(f, q) > 25
+    scale = default_result.plan.activations[default_result.float_graph.outputs[0]].scale[0]
+    assert np.median(np.abs(q - f)) < 3 * scale
+
+
+def test_recipe_fields_are_validated():
+    from toolkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="method='fancy'"):
+        Recipe(method="fancy")
+    with pytest.raises(ConfigError, match="unknown recipe keys"):
+        Recipe.from_dict({"methd": "mse"})
+    with pytest.raises(ConfigError, match="no recipe 'nope'"):
+        Recipe.load("nope")
+    assert dataclasses.asdict(Recipe.load("minmax_baseline"))["method"] == "minmax"
