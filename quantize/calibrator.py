@@ -19,7 +19,7 @@ from quantize.observers import Histogram
 from toolkit.errors import CalibrationError
 from toolkit.fsutil import atomic_path
 
-MIN_CALIBRATION_IMAGES = 8
+MIN_CALIBRATION_IMAGES = 16
 
 
 @dataclass

@@ -6,19 +6,23 @@ A conversion makes one output per (width, target, precision):
   `image_size`), or, with `width` ("all" or one width), a directory holding checkpoints with cards,
   for instance the training runs of the zoo widths: per width its `<model>_best.ckpt`, else the
   latest epoch (see `_checkpoints_by_width`).
-- `TARGETS` maps an output format (`--to`) to how the NCHW graph is lowered and written;
-  `PRECISIONS` maps `--quant` to a graph transform and the tolerance its output is held to.
-  The int8 quantizer and MindSpore Lite plug in by adding one entry each (plus their options in
-  `ConvertOptions`).
-- Every output is run next to its source on `num_eval` eval images: max abs logit difference and
-  top-1 agreement. Beyond the precision's tolerance the output is not written (AtolError), unless
-  `check=False`.
+- `TARGETS` maps an output format (`--to`) to how a file of one precision is built: TFLite lowers
+  the NCHW graph, transforms it (fp16 weights, or our int8 quantizer) and writes it; MindSpore Lite
+  runs its own converter on the ONNX (float32, or its own PTQ with `quantizer="mslite"`) or on our
+  int8 `.tflite` (`quantizer="ours"`, the default, which keeps our quantization parameters).
+  `PRECISIONS` maps `--quant` to a graph transform and the gate its output is held to.
+- Every output is built in a work directory, run next to its source on `num_eval` eval images
+  (max abs logit difference, logits SQNR, top-1 agreement, and top-1 / top-5 when the eval data is
+  labelled), and only then moved into place. Beyond the precision's gate the output is not written
+  (AtolError), unless `check=False`.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -27,9 +31,26 @@ import numpy as np
 from toolkit.card import ModelCard, load_card, save_card
 from toolkit.data import DatasetSpec
 from toolkit.errors import AtolError, ConfigError, DataError, ModelFileError
-from toolkit.fsutil import atomic_path, ensure_writable_dir
+from toolkit.fsutil import ensure_writable_dir, write_json
 
 WIDTH_CHOICES = ("0.25", "0.5", "0.75", "1.0", "all")
+
+
+@dataclass(frozen=True)
+class QuantOptions:
+    """How int8 outputs are made: our quantizer (a recipe, overridable field by field) or MindSpore Lite's PTQ."""
+
+    calib: str | None = None  # digits, imagefolder:DIR, cifar10:DIR, an image folder or a .npy batch
+    calib_size: int = 500
+    quantizer: str = "ours"  # ours | mslite (MindSpore Lite target only)
+    recipe: str = "default"  # a preset in quantize/recipes or a JSON file
+    method: str | None = None  # ours: auto|minmax|percentile|mse|kl; mslite: max_min|kl|removal_outlier
+    cle: bool | None = None
+    bias_correction: bool | None = None
+    io: str | None = None  # float | int8
+    fallback: str | None = None  # none | float
+    fallback_layers: int | None = None
+    report: bool = False  # per-layer sensitivity table + PNG chart
 
 
 @dataclass(frozen=True)
@@ -44,63 +65,151 @@ class ConvertOptions:
     eval_data: DatasetSpec | None = None  # None: the card's dataset (extra["dataset"]) or digits
     num_eval: int = 32
     check: bool = True
+    quantization: QuantOptions = field(default_factory=QuantOptions)
 
 
-@dataclass(frozen=True)
-class Target:
-    """An output format: lower the imported NCHW graph for it, then serialise it."""
+@dataclass
+class Job:
+    """One source being converted: what every target needs, computed once and shared."""
 
-    name: str
-    suffix: str
-    lower: Callable  # (Graph) -> Graph
-    write: Callable  # (Graph, ModelCard) -> bytes
+    onnx: Path
+    card: ModelCard
+    options: ConvertOptions
+    work: Path  # scratch directory inside the output directory
+    lowered: dict = field(default_factory=dict)  # target name -> lowered float graph
+    calibration: np.ndarray | None = None
+    quantized: object = None  # our QuantizationResult, once made
+    int8_tflite: Path | None = None
+
+    def calibration_images(self) -> np.ndarray:
+        from quantize.dataset import load_calibration_images
+
+        q = self.options.quantization
+        if q.calib is None:
+            raise ConfigError("int8 needs calibration images", "pass --calib digits, an image folder or a .npy batch")
+        if self.calibration is None:
+            self.calibration = load_calibration_images(q.calib, self.card, q.calib_size)
+        return self.calibration
 
 
 @dataclass(frozen=True)
 class Precision:
-    """A numeric format: a graph transform and the logit difference it may cost.
+    """A numeric format and the gate its output must pass against the source.
 
-    An output passes when max |output - source| <= atol + rtol * max |source logits|.
+    Float outputs pass when max |output - source| <= atol + rtol * max |source logits|; int8 outputs
+    when their logits SQNR is at least `min_sqnr_db` (a broken model sits near 0 dB).
     """
 
     name: str  # fp32 / fp16 / int8: the middle part of the file name
-    transform: Callable  # (Graph, ModelCard, ConvertOptions) -> Graph
-    atol: float
+    atol: float = np.inf
     rtol: float = 0.0
+    min_sqnr_db: float = -np.inf
 
     def tolerance(self, reference: np.ndarray) -> float:
         return self.atol + self.rtol * float(np.abs(reference).max())
 
+    def passes(self, diff: float, sqnr: float, reference: np.ndarray) -> bool:
+        return diff <= self.tolerance(reference) and sqnr >= self.min_sqnr_db
 
-def _lower_tflite(graph):
+
+# Gates. float32: kernels summing in another order differ by ~1e-5 on logits of a few units.
+# fp16: each weight carries a relative rounding error up to 2^-11; through 27 layers that costs up to
+# ~0.5% of the logit scale (measured), so the gate is 1%: far below what a layout or padding bug costs.
+# int8: a correct MobileNetV1 keeps 20-40 dB of logits SQNR; a wrong scale or layout drops to ~0 dB.
+PRECISIONS: dict[str, Precision] = {
+    "none": Precision("fp32", atol=1e-4, rtol=1e-5),
+    "fp16": Precision("fp16", atol=1e-2, rtol=1e-2),
+    "int8": Precision("int8", min_sqnr_db=10.0),
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """An output format: `build(job, precision)` writes one file into `job.work` and returns it with its card."""
+
+    name: str
+    suffix: str
+    build: Callable  # (Job, Precision) -> (Path, ModelCard)
+
+
+def _output_card(graph, card: ModelCard, target: str, precision: str, source: Path) -> ModelCard:
+    from toolkit.card import InputQuant
+
+    x = graph.tensors[graph.inputs[0]]
+    y = graph.tensors[graph.outputs[0]]
+    quant = InputQuant(float(x.quant.scale[0]), int(x.quant.zero_point[0])) if x.quant is not None else None
+    extra = dict(card.extra, quantization=graph.meta["quantization"]) if "quantization" in graph.meta else card.extra
+    return card.replace(format=target, precision=precision, input_name=x.name, input_layout=graph.layout,
+                        input_dtype=x.dtype, input_quant=quant, output_name=y.name, output_dtype=y.dtype,
+                        source=source.name, extra=extra)
+
+
+def _recipe(options: QuantOptions):
+    from quantize import Recipe
+
+    recipe = Recipe.load(options.recipe)
+    return recipe.replace(method=options.method, cle=options.cle, bias_correction=options.bias_correction,
+                          io=options.io, fallback=options.fallback, fallback_layers=options.fallback_layers)
+
+
+def _quantize(job: Job, graph):
+    """Our int8 graph of `graph` (the lowered float graph), made once per source."""
+    from quantize import Quantizer
+
+    if job.quantized is None:
+        options = job.options.quantization
+        if options.quantizer != "ours":
+            raise ConfigError(f"--quantizer {options.quantizer} only applies to --to mslite",
+                              "drop --quantizer, or convert to mslite only")
+        job.quantized = Quantizer(_recipe(options)).quantize(graph, job.calibration_images())
+    return job.quantized.graph
+
+
+def _build_tflite(job: Job, precision: Precision) -> tuple[Path, ModelCard]:
+    from converters.onnx_import import import_onnx
     from converters.passes import lower_for_tflite
-
-    return lower_for_tflite(graph)
-
-
-def _write_tflite(graph, card: ModelCard) -> bytes:
     from converters.tflite import write_tflite
     from converters.tflite.metadata import add_metadata
 
-    return add_metadata(write_tflite(graph, description=f"mnv1-tk {card.stem} {card.precision}"), card)
+    if "tflite" not in job.lowered:
+        job.lowered["tflite"] = lower_for_tflite(import_onnx(job.onnx, job.card))
+    graph = job.lowered["tflite"]
+    if precision.name == "fp16":
+        from converters.passes.to_fp16 import to_fp16
+
+        graph = to_fp16(graph)
+    elif precision.name == "int8":
+        graph = _quantize(job, graph)
+    card = _output_card(graph, job.card, "tflite", precision.name, job.onnx)
+    path = job.work / f"{job.card.stem}.{precision.name}.tflite"
+    path.write_bytes(add_metadata(write_tflite(graph, description=f"mnv1-tk {card.stem} {card.precision}"), card))
+    if precision.name == "int8":
+        job.int8_tflite = path
+    return path, card
 
 
-def _to_fp16(graph, card: ModelCard, options: ConvertOptions):
-    from converters.passes.to_fp16 import to_fp16
+def _build_mslite(job: Job, precision: Precision) -> tuple[Path, ModelCard]:
+    from converters.mslite import write_mslite
 
-    return to_fp16(graph)
+    q = job.options.quantization
+    work = job.work / "mslite"
+    if precision.name == "fp16":
+        raise ConfigError("MindSpore Lite output has no fp16 precision here", "use --quant none or int8 with --to mslite")
+    if precision.name == "fp32":
+        path = write_mslite(job.onnx, work, job.card, precision="fp32")
+    elif q.quantizer == "mslite":
+        path = write_mslite(job.onnx, work, job.card, precision="int8", quantizer="mslite",
+                            method=q.method or "max_min", calib_images=job.calibration_images())
+    else:
+        if job.int8_tflite is None:
+            _build_tflite(job, precision)  # our int8 .tflite, kept in the work directory
+        path = write_mslite(job.int8_tflite, work, job.card, precision="int8", quantizer="ours")
+    return path, load_card(path)
 
 
 TARGETS: dict[str, Target] = {
-    "tflite": Target("tflite", ".tflite", _lower_tflite, _write_tflite),
-}
-# Tolerances. float32: kernels summing in another order differ by ~1e-5 on logits of a few units.
-# fp16: each weight carries a relative rounding error up to 2^-11; through 27 layers that cost
-# 0.1-0.5% of the logit scale on trained and trained-like networks (measured), 2-6% on chaotic random
-# ones; the gate is 5%: far below what a layout or padding bug costs (the logits themselves).
-PRECISIONS: dict[str, Precision] = {
-    "none": Precision("fp32", lambda graph, card, options: graph, atol=1e-4, rtol=1e-5),
-    "fp16": Precision("fp16", _to_fp16, atol=1e-2, rtol=5e-2),
+    "tflite": Target("tflite", ".tflite", _build_tflite),
+    "mslite": Target("mslite", ".ms", _build_mslite),
 }
 
 
@@ -117,11 +226,15 @@ class ConversionResult:
     source: Path
     size_mb: float
     max_abs_diff: float
+    sqnr_db: float
     top1_agreement: float
     num_eval: int
     convert_seconds: float
     export_seconds: float = 0.0
     within_tolerance: bool = True
+    top1: float | None = None  # on labelled eval data
+    top5: float | None = None
+    source_top1: float | None = None
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -243,8 +356,8 @@ def _export(src: _Source, out_dir: Path, image_size: int | None) -> _Source:
 
 
 # ---- evaluation -----------------------------------------------------------------------------------
-def eval_batch(card: ModelCard, spec: DatasetSpec | None, count: int) -> np.ndarray:
-    """The first `count` images of the eval split, through the card's eval transform (canonical NCHW)."""
+def eval_set(card: ModelCard, spec: DatasetSpec | None, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `count` images of the eval split through the card's eval transform (canonical NCHW), and labels."""
     from toolkit.validate import eval_batches
 
     if spec is None:
@@ -252,7 +365,11 @@ def eval_batch(card: ModelCard, spec: DatasetSpec | None, count: int) -> np.ndar
     batch = next(eval_batches(card, spec, "val", limit=count, batch_size=count), None)
     if batch is None:
         raise DataError(f"the {spec.name} eval split is empty", "pass --data / --data-dir with eval images")
-    return batch[0]
+    return batch
+
+
+def eval_batch(card: ModelCard, spec: DatasetSpec | None, count: int) -> np.ndarray:
+    return eval_set(card, spec, count)[0]
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float]:
@@ -263,20 +380,10 @@ def compare(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float]
 
 
 # ---- conversion -----------------------------------------------------------------------------------
-def _output_card(graph, card: ModelCard, target: Target, precision: Precision, source: Path) -> ModelCard:
-    from toolkit.card import InputQuant
-
-    x = graph.tensors[graph.inputs[0]]
-    y = graph.tensors[graph.outputs[0]]
-    quant = InputQuant(float(x.quant.scale[0]), int(x.quant.zero_point[0])) if x.quant is not None else None
-    return card.replace(format=target.name, precision=precision.name, input_name=x.name,
-                        input_layout=graph.layout, input_dtype=x.dtype, input_quant=quant,
-                        output_name=y.name, output_dtype=y.dtype, source=source.name)
-
-
 def _convert_source(src: _Source, targets: list[Target], precisions: list[Precision], options: ConvertOptions,
-                    out_dir: Path, step: Callable[[str], None]) -> list[ConversionResult]:
-    from converters.onnx_import import import_onnx
+                    out_dir: Path, step: Callable[[str], None], report: Callable[[tuple], None]
+                    ) -> list[ConversionResult]:
+    from quantize.metrics import sqnr_db, topk_accuracy
     from toolkit.runtimes import load_predictor
 
     if src.onnx is None:
@@ -284,46 +391,90 @@ def _convert_source(src: _Source, targets: list[Target], precisions: list[Precis
         src = _export(src, out_dir, options.image_size)
     card = src.card
     step(f"{card.stem}: run the source on {options.num_eval} eval images")
-    images = eval_batch(card, options.eval_data, options.num_eval)
+    images, labels = eval_set(card, options.eval_data, options.num_eval)
     reference = load_predictor(src.path, card=card).run(images)  # the checkpoint itself for .ckpt sources
+    labelled = options.eval_data is not None
     results = []
-    for target in targets:
-        start = time.perf_counter()
-        lowered = target.lower(import_onnx(src.onnx, card))
-        lower_seconds = time.perf_counter() - start
-        for precision in precisions:
-            step(f"{card.stem}: {target.name} {precision.name}")
-            start = time.perf_counter()
-            graph = precision.transform(lowered, card, options)
-            out_card = _output_card(graph, card, target, precision, src.path)
-            data = target.write(graph, out_card)
-            seconds = lower_seconds + time.perf_counter() - start
-            path = out_dir / f"{card.stem}.{precision.name}{target.suffix}"
-            with atomic_path(path) as tmp:
-                tmp.write_bytes(data)
-                diff, agreement = compare(reference, load_predictor(tmp, card=out_card).run(images))
-                tolerance = precision.tolerance(reference)
-                if options.check and diff > tolerance:
+    with tempfile.TemporaryDirectory(prefix=".mnv1-tk-convert.", dir=out_dir) as work:
+        job = Job(src.onnx, card, options, Path(work))
+        for target in targets:
+            for precision in precisions:
+                step(f"{card.stem}: {target.name} {precision.name}")
+                start = time.perf_counter()
+                built, out_card = target.build(job, precision)
+                seconds = time.perf_counter() - start
+                with load_predictor(built, card=out_card) as predictor:
+                    output = predictor.run(images)
+                diff, agreement = compare(reference, output)
+                sqnr = sqnr_db(reference, output)
+                path = out_dir / built.name
+                passed = precision.passes(diff, sqnr, reference)
+                if options.check and not passed:
                     raise AtolError(f"{path.name} differs from {src.path.name} by {diff:.3g} (max abs logit), "
-                                    f"beyond the {precision.name} tolerance {tolerance:.3g}; nothing written",
+                                    f"{sqnr:.1f} dB logits SQNR, beyond the {precision.name} gate; nothing written",
                                     "report this model, or pass --no-check to keep it anyway")
-            save_card(out_card, path)
-            results.append(ConversionResult(
-                card.model, card.width, card.image_size, target.name, precision.name, path, src.path,
-                len(data) / 1e6, diff, agreement, len(images), seconds, src.export_seconds, diff <= tolerance))
+                size = built.stat().st_size
+                os.replace(built, path)
+                if built == job.int8_tflite:  # MindSpore Lite converts it from where it now is
+                    job.int8_tflite = path
+                save_card(out_card, path)
+                results.append(ConversionResult(
+                    card.model, card.width, card.image_size, target.name, precision.name, path, src.path,
+                    size / 1e6, diff, sqnr, agreement, len(images), seconds, src.export_seconds, passed,
+                    topk_accuracy(output, labels, 1) if labelled else None,
+                    topk_accuracy(output, labels, 5) if labelled else None,
+                    topk_accuracy(reference, labels, 1) if labelled else None))
+        if job.quantized is not None and options.quantization.report:
+            step(f"{card.stem}: per-layer sensitivity")
+            report(write_sensitivity_report(job, out_dir))
     return results
 
 
+def write_sensitivity_report(job: Job, out_dir: Path) -> tuple[Path, list]:
+    """Per-layer SQNR of our int8 model (each layer quantized alone): a JSON table and a PNG bar chart."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    from quantize import Quantizer
+
+    result = job.quantized
+    sample = job.calibration_images()[:64]
+    rows = Quantizer(result.recipe).sensitivity(result, sample)
+    stem = out_dir / f"{job.card.stem}.int8.sensitivity"
+    write_json(Path(f"{stem}.json"), [asdict(r) for r in rows])
+    figure, axis = plt.subplots(figsize=(max(6.0, 0.32 * len(rows)), 4.0))
+    colours = {"conv2d": "tab:blue", "depthwise_conv2d": "tab:orange", "fully_connected": "tab:green"}
+    axis.bar(range(len(rows)), [r.logits_sqnr_db for r in rows], color=[colours[r.op] for r in rows])
+    axis.set_xticks(range(len(rows)), [r.layer for r in rows], rotation=90, fontsize=7)
+    axis.set_ylabel("logits SQNR, only this layer int8 (dB)")
+    axis.set_title(f"{job.card.stem}: per-layer int8 sensitivity (lower = more sensitive)")
+    axis.legend(handles=[Patch(color=colour, label=op) for op, colour in colours.items()], fontsize=8,
+                loc="lower right", framealpha=0.9)
+    figure.tight_layout()
+    png = Path(f"{stem}.png")
+    with tempfile.NamedTemporaryFile(dir=out_dir, suffix=".png", delete=False) as handle:
+        figure.savefig(handle.name, dpi=120)
+    os.replace(handle.name, png)
+    plt.close(figure)
+    return png, rows
+
+
 def convert(source: str | Path, options: ConvertOptions = ConvertOptions(),
-            on_step: Callable[[str], None] | None = None) -> list[ConversionResult]:
+            on_step: Callable[[str], None] | None = None,
+            on_report: Callable[[tuple], None] | None = None) -> list[ConversionResult]:
     """Convert `source` to every (width, target, precision) in `options`; see the module docstring.
 
-    `on_step(description)` is called as each stage starts (for a progress display). Options and
+    `on_step(description)` is called as each stage starts (for a progress display); with
+    `quantization.report`, `on_report((png_path, rows))` receives each sensitivity report. Options and
     sources are checked before anything is written; a failure leaves no new output directory behind.
     """
     targets = [TARGETS[t] for t in _split(options.to, tuple(TARGETS), "target")]
     precisions = [PRECISIONS[q] for q in _split(options.quant, tuple(PRECISIONS), "precision")]
-    options = ConvertOptions(**{**asdict(options), "width": parse_width(options.width)})
+    _check_quant_options(options, targets, precisions)
+    options = ConvertOptions(**{**options.__dict__, "width": parse_width(options.width)})
     source = Path(source)
     sources = _resolve_sources(source, options)
     out_dir = Path(options.out_dir or (source if source.is_dir() else source.parent))
@@ -332,7 +483,8 @@ def convert(source: str | Path, options: ConvertOptions = ConvertOptions(),
     results = []
     try:
         for src in sources:
-            results += _convert_source(src, targets, precisions, options, out_dir, on_step or (lambda _: None))
+            results += _convert_source(src, targets, precisions, options, out_dir, on_step or (lambda _: None),
+                                       on_report or (lambda _: None))
     except BaseException:
         if created and not any(out_dir.iterdir()):
             out_dir.rmdir()
@@ -340,26 +492,69 @@ def convert(source: str | Path, options: ConvertOptions = ConvertOptions(),
     return results
 
 
+def _check_quant_options(options: ConvertOptions, targets: list[Target], precisions: list[Precision]) -> None:
+    """int8 options are checked before any work: recipe, quantizer, method."""
+    q = options.quantization
+    if not any(p.name == "int8" for p in precisions):
+        return
+    if q.calib is None:
+        raise ConfigError("--quant int8 needs calibration images", "pass --calib digits, an image folder or a .npy")
+    if q.quantizer not in ("ours", "mslite"):
+        raise ConfigError(f"unknown --quantizer {q.quantizer}", "use ours or mslite")
+    if q.quantizer == "mslite":
+        from converters.mslite.config import METHODS
+
+        if [t.name for t in targets] != ["mslite"]:
+            raise ConfigError("--quantizer mslite makes MindSpore Lite's own int8 .ms", "use it with --to mslite only")
+        if (q.method or "max_min") not in METHODS:
+            raise ConfigError(f"--method {q.method} is not a MindSpore Lite PTQ method", f"use one of: {', '.join(METHODS)}")
+    else:
+        _recipe(q)  # raises ConfigError for a bad recipe or field
+
+
 # ---- command line ---------------------------------------------------------------------------------
 def results_table(results: list[ConversionResult]):
     from rich.table import Table
 
+    labelled = any(r.top1 is not None for r in results)
     table = Table(title="mnv1-tk convert")
-    for column in ("output", "format", "precision", "MB", "max |Δ|", "top-1 agree", "seconds"):
-        table.add_column(column, justify="left" if column in ("output", "format", "precision") else "right",
+    columns = ["output", "format", "prec.", "MB", "max |Δ|", "SQNR dB", "top-1 agree", "seconds"]
+    columns += ["top-1", "top-5"] if labelled else []
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("output", "format", "prec.") else "right",
                          no_wrap=column == "output")
     for r in results:
         diff = f"{r.max_abs_diff:.1e}" + ("" if r.within_tolerance else " (!)")
-        table.add_row(r.path.name, r.target, r.precision, f"{r.size_mb:.2f}", diff,
-                      f"{100 * r.top1_agreement:.0f}%", f"{r.convert_seconds:.2f}")
-    table.caption = f"vs the source on {results[0].num_eval} eval images" if results else None
+        row = [r.path.name, r.target, r.precision, f"{r.size_mb:.2f}", diff,
+               "exact" if r.sqnr_db == float("inf") else f"{r.sqnr_db:.1f}", f"{100 * r.top1_agreement:.1f}%",
+               f"{r.convert_seconds:.2f}"]
+        if labelled:
+            row += [f"{100 * r.top1:.1f}%", f"{100 * r.top5:.1f}%"]
+        table.add_row(*row)
+    if results:
+        table.caption = f"vs the source on {results[0].num_eval} eval images"
+        if labelled:
+            table.caption += f"; source top-1 {100 * results[0].source_top1:.1f}%"
+    return table
+
+
+def sensitivity_table(rows):
+    from rich.table import Table
+
+    table = Table(title="int8 sensitivity: each layer quantized alone")
+    for column in ("layer", "op", "layer SQNR dB", "logits SQNR dB"):
+        table.add_column(column, justify="left" if column in ("layer", "op") else "right")
+    worst = {r.layer for r in sorted(rows, key=lambda r: r.logits_sqnr_db)[:3]}
+    for r in rows:
+        style = "bold red" if r.layer in worst else None
+        table.add_row(r.layer, r.op, f"{r.output_sqnr_db:.1f}", f"{r.logits_sqnr_db:.1f}", style=style)
     return table
 
 
 def convert_command(source: Path, *, to: str = "tflite", quant: str = "none", width: str | None = None,
                     image_size: int | None = None, out_dir: Path | None = None, data: str | None = None,
                     data_dir: str | None = None, num_eval: int = 32, check: bool = True,
-                    as_json: bool = False) -> list[ConversionResult]:
+                    quantization: QuantOptions = QuantOptions(), as_json: bool = False) -> list[ConversionResult]:
     """`mnv1-tk convert`: convert() with a progress line on stderr, then a table (or JSON) on stdout."""
     import json
     import sys
@@ -371,14 +566,22 @@ def convert_command(source: Path, *, to: str = "tflite", quant: str = "none", wi
         raise ConfigError(f"--num-eval {num_eval} must be at least 1", "pass --num-eval 32")
     options = ConvertOptions(to=to, quant=quant, width=width, image_size=image_size, out_dir=out_dir,
                              eval_data=DatasetSpec(data, data_dir) if data or data_dir else None,
-                             num_eval=num_eval, check=check)
+                             num_eval=num_eval, check=check, quantization=quantization)
     stderr = Console(stderr=True)
+    reports = []
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=stderr,
                   transient=True, disable=not stderr.is_terminal) as progress:
         task = progress.add_task("convert", total=None)
-        results = convert(source, options, on_step=lambda description: progress.update(task, description=description))
+        results = convert(source, options, on_step=lambda description: progress.update(task, description=description),
+                          on_report=reports.append)
     if as_json:
-        print(json.dumps([r.to_dict() for r in results], indent=2))
+        print(json.dumps({"outputs": [r.to_dict() for r in results],
+                          "sensitivity": [{"chart": str(png), "layers": [asdict(r) for r in rows]}
+                                          for png, rows in reports]}, indent=2))
     else:
-        Console(width=None if sys.stdout.isatty() else 120).print(results_table(results))  # pipes: no wrapping
+        console = Console(width=None if sys.stdout.isatty() else 120)  # pipes: no wrapping
+        console.print(results_table(results))
+        for png, rows in reports:
+            console.print(sensitivity_table(rows))
+            console.print(f"chart: {png}")
     return results

@@ -5,25 +5,12 @@ import json
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
+from tests.cli import assert_one_line_error as _assert_one_line_error
+from tests.cli import invoke as _invoke
 from tests.convert.graphs import make_card, save_onnx
 from tests.onnx_models import mobilenet_like
 from toolkit.card import save_card
-from toolkit.cli import main
-
-
-def _invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def _assert_one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -37,20 +37,23 @@ def test_convert_writes_checked_fp32_and_fp16_models_with_cards(onnx_source, tmp
 
 
 def test_output_beyond_tolerance_is_not_written(onnx_source, tmp_path, monkeypatch):
-    def shift_biases(graph, card, options):
+    import converters.passes.to_fp16 as fp16_pass
+
+    def shift_biases(graph):
         graph = graph.copy()
         for node in graph.nodes:
             if node.op == "fully_connected":
-                graph.tensors[node.inputs[2]].data = graph.tensors[node.inputs[2]].data + np.float32(0.01)
+                graph.tensors[node.inputs[2]].data = graph.tensors[node.inputs[2]].data + np.float32(0.05)
         return graph
 
-    monkeypatch.setitem(PRECISIONS, "shifted", Precision("shifted", shift_biases, atol=1e-4))
+    monkeypatch.setattr(fp16_pass, "to_fp16", shift_biases)  # a broken transform: every logit off by 0.05
+    monkeypatch.setitem(PRECISIONS, "fp16", Precision("fp16", atol=1e-2))
     out = tmp_path / "out"
-    with pytest.raises(AtolError, match="beyond the shifted tolerance"):
-        convert(onnx_source, ConvertOptions(quant="shifted", out_dir=out, num_eval=4))
+    with pytest.raises(AtolError, match="beyond the fp16 gate"):
+        convert(onnx_source, ConvertOptions(quant="fp16", out_dir=out, num_eval=4))
     assert not out.exists()  # nothing written, not even the directory it created
-    (result,) = convert(onnx_source, ConvertOptions(quant="shifted", out_dir=out, num_eval=4, check=False))
-    assert not result.within_tolerance and result.max_abs_diff == pytest.approx(0.01, rel=1e-3)
+    (result,) = convert(onnx_source, ConvertOptions(quant="fp16", out_dir=out, num_eval=4, check=False))
+    assert not result.within_tolerance and result.max_abs_diff == pytest.approx(0.05, rel=1e-3)
 
 
 @pytest.mark.parametrize("options, error, message", [

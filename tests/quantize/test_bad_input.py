@@ -8,7 +8,7 @@ from toolkit.errors import CalibrationError, UnsupportedOpError
 
 
 def test_too_few_calibration_images_says_how_many(digits_set):
-    with pytest.raises(CalibrationError, match="found 3 calibration images; at least 8"):
+    with pytest.raises(CalibrationError, match="found 3 calibration images; at least 16"):
         Quantizer().quantize(digits_set.graph, digits_set.calib[:3])
     with pytest.raises(CalibrationError, match="found 0 calibration images"):
         Quantizer().quantize(digits_set.graph, digits_set.calib[:0])

@@ -5,27 +5,56 @@ from pathlib import Path
 import click
 
 from toolkit.cli import main
-from toolkit.convert import convert_command
+from toolkit.convert import QuantOptions, convert_command
 
 
 @main.command()
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("--to", default="tflite", show_default=True, help="Output format(s), comma-separated.")
+@click.option("--to", default="tflite", show_default=True, help="Output format(s), comma-separated: tflite, mslite.")
 @click.option("--quant", default="none", show_default=True,
-              help="Precision(s), comma-separated: none (float32) or fp16.")
+              help="Precision(s), comma-separated: none (float32), fp16, int8.")
 @click.option("--width", default=None,
               help="0.25, 0.5, 0.75, 1.0 or all. With a directory SOURCE (e.g. the zoo's training runs): "
                    "which widths to convert, each from its best (else latest) checkpoint.")
 @click.option("--image-size", type=int, default=None, help="Export size for a checkpoint (default: its card's).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Output directory (default: next to SOURCE).")
-@click.option("--data", default=None, help="Eval images for the check: digits, imagefolder or cifar10 "
-                                           "(default: the card's dataset, else digits).")
+@click.option("--data", default=None, help="Labelled eval images: digits, imagefolder or cifar10 (adds top-1/top-5; "
+                                           "default: the card's dataset, else digits, unlabelled).")
 @click.option("--data-dir", default=None, help="Root of the --data dataset.")
 @click.option("--num-eval", type=int, default=32, show_default=True, help="Eval images the outputs are checked on.")
-@click.option("--no-check", is_flag=True, help="Keep outputs that exceed the tolerance.")
+@click.option("--no-check", is_flag=True, help="Keep outputs that fail their precision's gate.")
+@click.option("--calib", default=None, help="int8 calibration images: digits, imagefolder:DIR, cifar10:DIR, "
+                                            "a folder of images or a preprocessed .npy batch.")
+@click.option("--calib-size", type=int, default=500, show_default=True, help="Calibration images to use.")
+@click.option("--quantizer", type=click.Choice(["ours", "mslite"]), default="ours", show_default=True,
+              help="mslite: MindSpore Lite's own PTQ (with --to mslite), the anchor to beat.")
+@click.option("--recipe", default="default", show_default=True, help="Quantization recipe: a preset or a JSON file.")
+@click.option("--method", default=None, help="Activation ranges. ours: auto, minmax, percentile, mse, kl; "
+                                             "mslite: max_min, kl, removal_outlier.")
+@click.option("--cle/--no-cle", default=None, help="Cross-layer equalization (default: the recipe's).")
+@click.option("--bias-correction/--no-bias-correction", default=None, help="Empirical bias correction.")
+@click.option("--io", type=click.Choice(["float", "int8"]), default=None,
+              help="int8 model I/O: float (QUANTIZE/DEQUANTIZE at the edges) or int8 (what NPUs want).")
+@click.option("--fallback", type=click.Choice(["none", "float"]), default=None,
+              help="float: keep the most sensitive layers in float.")
+@click.option("--fallback-layers", type=int, default=None, help="How many layers --fallback float keeps.")
+@click.option("--report", is_flag=True, help="Per-layer int8 sensitivity table and a PNG chart.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def convert(source, to, quant, width, image_size, out_dir, data, data_dir, num_eval, no_check, as_json):
-    """Convert SOURCE (.ckpt, .onnx, or a checkpoint directory) to phone formats and check each output."""
+def convert(source, to, quant, width, image_size, out_dir, data, data_dir, num_eval, no_check, calib, calib_size,
+            quantizer, recipe, method, cle, bias_correction, io, fallback, fallback_layers, report, as_json):
+    """Convert SOURCE (.ckpt, .onnx, or a checkpoint directory) to phone formats and check each output.
+
+    \b
+    Examples:
+      mnv1-tk convert runs/digits/mobilenet_v1_025_best.ckpt --quant none,fp16
+      mnv1-tk convert model.onnx --quant int8 --calib digits --report
+      mnv1-tk convert model.onnx --to tflite,mslite --quant none,int8 --calib photos/ --io int8
+      mnv1-tk convert model.onnx --to mslite --quant int8 --quantizer mslite --method kl --calib photos/
+    """
+    quantization = QuantOptions(calib=calib, calib_size=calib_size, quantizer=quantizer, recipe=recipe, method=method,
+                                cle=cle, bias_correction=bias_correction, io=io, fallback=fallback,
+                                fallback_layers=fallback_layers, report=report)
     convert_command(source, to=to, quant=quant, width=width, image_size=image_size, out_dir=out_dir, data=data,
-                    data_dir=data_dir, num_eval=num_eval, check=not no_check, as_json=as_json)
+                    data_dir=data_dir, num_eval=num_eval, check=not no_check, quantization=quantization,
+                    as_json=as_json)

@@ -54,6 +54,15 @@ class Predictor(ABC):
     def run(self, batch: np.ndarray) -> np.ndarray:
         """float32 [N,3,S,S] -> float32 logits [N, num_classes]."""
 
+    def close(self) -> None:
+        """Release the runtime (a child process for some engines)."""
+
+    def __enter__(self) -> "Predictor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def to_native(self, batch: np.ndarray) -> np.ndarray:
         """Canonical NCHW float32 -> this model's input layout and dtype."""
         spec = self.input_spec

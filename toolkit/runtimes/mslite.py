@@ -79,9 +79,3 @@ class MSLitePredictor(Predictor):
 
     def close(self) -> None:
         self.session.close()
-
-    def __enter__(self) -> "MSLitePredictor":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
