@@ -36,6 +36,7 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
     if not debug:
         os.environ.setdefault("GLOG_v", "4")  # MindSpore: only critical messages
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # OpenCV (also inside MindSpore's decoder): no warnings
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 

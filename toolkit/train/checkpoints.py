@@ -20,6 +20,7 @@ from toolkit.errors import CheckpointError
 from toolkit.fsutil import atomic_path, ensure_writable_dir
 
 TRAIN_PREFIX = "train."  # training weights inside the optimizer-state file
+PROGRESS = "progress."  # run progress inside the optimizer-state file (the optimizer has its own global_step)
 STATE_KEYS = ("epoch", "global_step", "best_top1", "best_epoch", "ema_updates")
 
 
@@ -88,8 +89,9 @@ class CheckpointManager:
         weights = {id(p) for p in network.get_parameters()}
         entries = [(TRAIN_PREFIX + p.name, p) for p in network.get_parameters()]
         entries += [(p.name, p) for p in optimizer.get_parameters() if id(p) not in weights]
-        append = {"epoch": epoch, "global_step": global_step, "best_top1": float(best_top1),
-                  "best_epoch": best_epoch, "ema_updates": float(ema_updates)}
+        progress = {"epoch": epoch, "global_step": global_step, "best_top1": float(best_top1),
+                    "best_epoch": best_epoch, "ema_updates": float(ema_updates)}
+        append = {PROGRESS + key: value for key, value in progress.items()}
         save_params(entries, self.state_path, append)
         self.prune(keep=self.epoch_path(epoch, global_step))
         return self.state_path
@@ -123,11 +125,11 @@ class CheckpointManager:
         if not self.state_path.is_file():
             return None
         state = read_checkpoint(self.state_path)
-        missing = [k for k in STATE_KEYS if k not in state]
+        missing = [PROGRESS + k for k in STATE_KEYS if PROGRESS + k not in state]
         if missing:
             raise CheckpointError(f"{self.state_path} lacks {missing}", "it was not written by mnv1-tk train; "
                                   "move it away to start afresh")
-        meta = {k: state.pop(k).asnumpy().item() for k in STATE_KEYS}
+        meta = {k: state.pop(PROGRESS + k).asnumpy().item() for k in STATE_KEYS}
         weights = self.epoch_path(int(meta["epoch"]), int(meta["global_step"]))
         if not weights.is_file():
             raise CheckpointError(f"{self.state_path} belongs to {weights.name}, which is missing",

@@ -9,6 +9,7 @@ EMA copied into it. Checkpoints of the clean copy therefore load anywhere (expor
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -68,8 +69,14 @@ class MetricsLog:
 
 def create_train_step(network, loss_fn, optimizer, precision: PrecisionConfig):
     """MindSpore's train cell with mixed precision and loss scaling (`mindspore.amp.build_train_network`)."""
+    import mindspore as ms
     from mindspore.amp import DynamicLossScaleManager, FixedLossScaleManager, build_train_network
 
+    overflow_checked = precision.loss_scale_type == "dynamic" or precision.drop_overflow_update
+    if overflow_checked and ms.get_context("device_target") == "CPU":
+        raise ConfigError("dynamic loss scaling and drop_overflow_update need an overflow check that MindSpore's "
+                          "CPU backend lacks", "on the CPU use loss_scale_type: fixed with drop_overflow_update: "
+                          "false (or --set loss_scale=1)")
     if precision.loss_scale_type == "dynamic":
         manager = DynamicLossScaleManager(init_loss_scale=precision.loss_scale, scale_factor=2, scale_window=1000)
     else:
@@ -125,12 +132,12 @@ class Trainer:
 
             raise ConfigError(f"unknown model '{self.config.model.name}'", f"use one of: {', '.join(list_models())}")
         mean, std = cfg.mean or pretrained.mean, cfg.std or pretrained.std
+        workers = min(cfg.num_workers, os.cpu_count() or 1)  # MindSpore refuses more workers than cores
         dataset = create_dataset(spec, "train", cfg.image_size, shuffle=cfg.shuffle, num_samples=cfg.num_samples,
-                                 num_parallel_workers=cfg.num_workers, seed=self.config.system.seed,
-                                 **self.workers.shard)
+                                 num_parallel_workers=workers, seed=self.config.system.seed, **self.workers.shard)
         transforms = create_transforms(True, cfg.image_size, mean, std, cfg.crop_pct, cfg.interpolation, aug)
         loader = create_loader(dataset, transforms, cfg.batch_size, drop_remainder=cfg.drop_remainder,
-                               num_parallel_workers=cfg.num_workers)
+                               num_parallel_workers=workers)
         steps = loader.get_dataset_size()
         if steps == 0:
             raise ConfigError(f"batch_size {cfg.batch_size} is larger than this worker's "
@@ -236,7 +243,8 @@ class Trainer:
                     result = evaluate(predictor, spec, "val", batch_size=config.data.batch_size, shard=shard)
                     counts = all_reduce_sum(np.array([result["correct_top1"], result["correct_top5"],
                                                       result["count"]], np.float64), workers)
-                    record.update(top1=counts[0] / counts[2], top5=counts[1] / counts[2], val_count=int(counts[2]))
+                    record.update(top1=float(counts[0] / counts[2]), top5=float(counts[1] / counts[2]),
+                                  val_count=int(counts[2]))
                 progress.remove_task(task)
                 improved = "top1" in record and record["top1"] > best_top1
                 if improved:
