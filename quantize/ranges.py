@@ -7,6 +7,10 @@ the current tensor each estimator's range is tried in turn, the rest of the netw
 float, and the range whose logits are closest (mean squared error) to the float model's wins and
 is kept. A range is judged by what it does to the model's output, not by the tensor's own error,
 which rewards clipping that hurts deeper layers.
+
+With a fixed method, the model input still keeps its observed min/max: its range is set by the
+preprocessing, and what a histogram method would clip there (the bright strokes of a digit, the
+highlights of a photo) is image content every later layer needs.
 """
 
 from __future__ import annotations
@@ -79,6 +83,11 @@ def _run_nodes(graph: Graph, nodes: list[Node], values: dict, shared: dict, weig
     return values
 
 
+def _int8_grid(rng: Range) -> tuple[float, int]:
+    params = activation_params(*rng)
+    return float(params.scale[0]), int(params.zero_point[0])
+
+
 def _auto(graph: Graph, calibration: CalibrationResult, config: ObserverConfig, images: np.ndarray,
           weight_params: dict) -> dict[str, RangeChoice]:
     sim = with_quantized_weights(graph, weight_params)
@@ -97,6 +106,10 @@ def _auto(graph: Graph, calibration: CalibrationResult, config: ObserverConfig, 
         candidates = {m: config.estimate(hist, m) for m in METHODS}
         errors = {}
         for method, rng in candidates.items():
+            same = next((m for m in errors if _int8_grid(candidates[m]) == _int8_grid(rng)), None)
+            if same is not None:  # the same int8 parameters as a range already tried
+                errors[method] = errors[same]
+                continue
             trial = dict(values)
             params = activation_params(*rng)
             trial[tensor] = fake_quantize(values[tensor], params)
@@ -114,5 +127,8 @@ def choose_ranges(graph: Graph, calibration: CalibrationResult, config: Observer
     """A range for every activation tensor. `auto` needs sample `images` (NHWC) and the `weight_params`."""
     if config.method == "auto":
         return _auto(graph, calibration, config, images, weight_params)
-    return {t: RangeChoice(t, config.method, config.estimate(calibration.histograms[t]), {})
-            for t in activation_tensors(graph)}
+    choices = {t: RangeChoice(t, config.method, config.estimate(calibration.histograms[t]), {})
+               for t in activation_tensors(graph)}
+    source = graph.inputs[0]
+    choices[source] = RangeChoice(source, "minmax", config.estimate(calibration.histograms[source], "minmax"), {})
+    return choices

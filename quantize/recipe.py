@@ -26,7 +26,7 @@ class Recipe:
     fallback: str = "none"          # none | float
     fallback_layers: int = 1        # how many of the most sensitive layers stay float
     auto_samples: int = 32          # images whose activations `auto` compares candidates on
-    correction_images: int = 64     # images bias correction averages over
+    correction_images: int = 256    # images bias correction averages over
     kernels: str = "builtin"        # integer kernels to simulate: TFLite "builtin" (optimized) or "reference"
 
     def __post_init__(self):

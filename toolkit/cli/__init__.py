@@ -44,3 +44,4 @@ def main(ctx: click.Context, debug: bool) -> None:
 from toolkit.cli import train, validate, export  # noqa: E402,F401
 from toolkit.cli import convert, predict  # noqa: E402,F401
 from toolkit.cli import setup  # noqa: E402,F401
+from toolkit.cli import zoo  # noqa: E402,F401

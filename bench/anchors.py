@@ -1,0 +1,73 @@
+"""The anchors our quantizer is measured against, each set up at its best (see shared ANCHORS.md).
+
+- ONNX Runtime `quantize_static`: QDQ, per-channel, int8 weights and activations, after the
+  model is upgraded to opset 13 and pre-processed (BatchNormalization folded into Conv); every
+  calibration method, Entropy with both bin settings, Distribution with its activations kept.
+- LiteRT's calibrator: the TFLite converter's own post-training quantization (the calibration
+  wrapper that ships in ai-edge-litert), applied to our float .tflite.
+- MindSpore Lite full-quant PTQ (MAX_MIN / KL / REMOVAL_OUTLIER, bias correction on), through
+  `converters.mslite`, in a child process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ORT_METHODS = {
+    "ort-minmax": ("MinMax", {}),
+    "ort-entropy": ("Entropy", {}),
+    "ort-entropy-2048": ("Entropy", {"CalibNumBins": 2048}),
+    "ort-percentile": ("Percentile", {}),
+    "ort-distribution": ("Distribution", {"QDQKeepRemovableActivations": True}),
+}
+MSLITE_METHODS = {"mslite-max_min": "max_min", "mslite-kl": "kl", "mslite-removal_outlier": "removal_outlier"}
+
+
+def ort_quantize(onnx_path: Path, calib_nchw: np.ndarray, anchor: str, out_path: Path) -> Path:
+    """Quantize `onnx_path` with ONNX Runtime's static quantization as configured by `anchor`."""
+    import onnx
+    from onnx import version_converter
+    from onnxruntime.quantization import (
+        CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    method, extra = ORT_METHODS[anchor]
+    model = onnx.load(str(onnx_path))
+    input_name = model.graph.input[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.images = iter(calib_nchw)
+
+        def get_next(self):
+            image = next(self.images, None)
+            return None if image is None else {input_name: image[None].astype(np.float32)}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        upgraded = Path(tmp) / "opset13.onnx"
+        onnx.save(version_converter.convert_version(model, 13), str(upgraded))
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(upgraded), str(prepared), skip_symbolic_shape=True)
+        with contextlib.redirect_stdout(io.StringIO()):  # ORT's calibrators print their progress
+            quantize_static(str(prepared), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=getattr(CalibrationMethod, method), extra_options=extra)
+    return out_path
+
+
+def litert_quantize(float_tflite: bytes, calib_nhwc: np.ndarray) -> bytes:
+    """The TFLite converter's post-training full-integer quantization (float I/O), via LiteRT's calibrator."""
+    from ai_edge_litert import _pywrap_tensorflow_lite_calibration_wrapper as calibration
+
+    calibrator = calibration.CalibrationWrapper(float_tflite, [], [])
+    calibrator.Prepare([[1, *calib_nhwc.shape[1:]]])
+    for image in calib_nhwc:
+        calibrator.FeedTensor([image[None].astype(np.float32)])
+    float32, int8, int32 = (np.dtype(t).num for t in (np.float32, np.int8, np.int32))
+    return bytes(calibrator.QuantizeModel(float32, float32, False, int8, int32, False, False))

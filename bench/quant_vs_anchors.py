@@ -1,0 +1,318 @@
+"""Our int8 quantizer against the converters' own post-training quantization, side by side.
+
+For every model (trained here on digits at several widths and input sizes; cached and resumed in
+--out) all methods get the same calibration images and the same eval sets:
+
+- ours:    the default recipe, each range method, and each technique switched on and off;
+- ORT:     onnxruntime `quantize_static` (QDQ, per channel): MinMax, Entropy (128 and 2048 bins),
+           Percentile, Distribution (activations kept), run in ONNX Runtime;
+- LiteRT:  the TFLite converter's own full-integer PTQ (LiteRT's calibrator), run in LiteRT;
+- MSLite:  MindSpore Lite 2.0 full-quant PTQ (MAX_MIN / KL / REMOVAL_OUTLIER, bias correction on),
+           run in the MindSpore Lite runtime.
+
+Each int8 model runs in its own runtime on the clean val split and on a perturbed copy (Gaussian
+pixel noise and shifts, kept inside the valid pixel range). Reported per model and method: float
+and int8 top-1, top-1 agreement with float, logits SQNR and the softmax KL. A table per model, a
+summary of ours vs the best anchor, JSON, and a PNG chart.
+
+    .venv/bin/python -m bench.quant_vs_anchors [--models 0.25@32,0.5@48,1.0@64] [--calib 300] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.anchors import MSLITE_METHODS, ORT_METHODS, litert_quantize, ort_quantize
+
+OURS = {  # name -> recipe fields over the default recipe
+    "ours (default)": {},
+    "ours minmax": {"method": "minmax", "cle": False, "bias_correction": False},
+    "ours percentile": {"method": "percentile", "cle": False, "bias_correction": False},
+    "ours mse": {"method": "mse", "cle": False, "bias_correction": False},
+    "ours kl": {"method": "kl", "cle": False, "bias_correction": False},
+    "ours auto": {"method": "auto", "cle": False, "bias_correction": False},
+    "ours auto +bc": {"method": "auto", "cle": False, "bias_correction": True},
+    "ours auto +cle +bc": {"method": "auto", "cle": True, "bias_correction": True},
+    "ours mse +bc": {"method": "mse", "cle": False, "bias_correction": True},
+    "ours minmax +bc": {"method": "minmax", "cle": False, "bias_correction": True},
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    width: float
+    size: int
+
+    @property
+    def name(self) -> str:
+        from toolkit.models import model_name
+
+        return f"{model_name(self.width)}_{self.size}"
+
+
+def parse_models(text: str) -> list[ModelSpec]:
+    specs = []
+    for item in text.split(","):
+        width, _, size = item.partition("@")
+        specs.append(ModelSpec(float(width), int(size)))
+    return specs
+
+
+# ---- models and data --------------------------------------------------------------------------------
+def train_model(spec: ModelSpec, out: Path, epochs: int) -> Path:
+    """Train (or resume, or reuse) the model on digits; returns its exported ONNX (with card)."""
+    from rich.console import Console
+
+    from toolkit.export import export_model
+    from toolkit.models import model_name
+    from toolkit.train import load_config, train
+
+    run_dir = out / "models" / spec.name
+    onnx = run_dir / "export" / f"{spec.name}.onnx"
+    if onnx.is_file():
+        return onnx
+    overrides = {"model": model_name(spec.width), "image_resize": spec.size, "epoch_size": epochs,
+                 "decay_epochs": epochs, "ckpt_save_dir": str(run_dir)}
+    resume = any(run_dir.glob("*.ckpt"))
+    config = load_config("mobilenet_v1_025_digits", {**overrides, "resume_opt": resume} if resume else overrides)
+    result = train(config, console=Console(stderr=True))
+    return export_model(result.best_checkpoint, run_dir / "export", formats=("onnx",))["onnx"]
+
+
+def digits_pixels(split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    from toolkit.data import load_digits
+
+    return load_digits(split, size)
+
+
+def perturb(images: np.ndarray, seed: int = 0, noise: float = 24.0, max_shift: float = 0.08) -> np.ndarray:
+    """Gaussian pixel noise and random shifts (up to 8% of the size), clipped to valid pixels [0, 255]."""
+    rng = np.random.RandomState(seed)
+    out = np.empty_like(images)
+    size = images.shape[1]
+    limit = max(1, int(round(max_shift * size)))
+    for i, image in enumerate(images):
+        dy, dx = rng.randint(-limit, limit + 1, size=2)
+        shifted = np.roll(np.roll(image.astype(np.float32), dy, axis=0), dx, axis=1)
+        out[i] = np.clip(np.round(shifted + rng.normal(0, noise, image.shape)), 0, 255).astype(np.uint8)
+    return out
+
+
+def preprocess_all(pixels: np.ndarray, card) -> np.ndarray:
+    from toolkit.preprocess import preprocess
+
+    return np.stack([preprocess(image, card) for image in pixels])
+
+
+# ---- methods ------------------------------------------------------------------------------------------
+def run_predictor(path: Path, card, images: np.ndarray) -> np.ndarray:
+    from toolkit.runtimes import load_predictor
+
+    with load_predictor(path, card=card) as predictor:
+        return np.concatenate([predictor.run(images[i:i + 64]) for i in range(0, len(images), 64)])
+
+
+def build_ours(onnx: Path, card, calib: np.ndarray, fields: dict, work: Path, name: str) -> Path:
+    from converters.onnx_import import import_onnx
+    from converters.passes import lower_for_tflite
+    from converters.tflite import write_tflite
+    from quantize import Quantizer, Recipe
+
+    graph = lower_for_tflite(import_onnx(onnx, card))
+    result = Quantizer(Recipe.load("default").replace(**fields)).quantize(graph, calib)
+    path = work / f"{name}.tflite"
+    path.write_bytes(write_tflite(result.graph))
+    return path
+
+
+def build_litert(onnx: Path, card, calib: np.ndarray, work: Path) -> Path:
+    from converters.onnx_import import import_onnx
+    from converters.passes import lower_for_tflite
+    from converters.tflite import write_tflite
+
+    float_model = write_tflite(lower_for_tflite(import_onnx(onnx, card)))
+    path = work / "litert.tflite"
+    path.write_bytes(litert_quantize(float_model, calib.transpose(0, 2, 3, 1)))
+    return path
+
+
+def build_mslite(onnx: Path, card, calib: np.ndarray, method: str, work: Path) -> Path:
+    from converters.mslite import write_mslite
+
+    return write_mslite(onnx, work / f"mslite_{method}", card, precision="int8", quantizer="mslite", method=method,
+                        calib_images=calib)
+
+
+def evaluate(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict:
+    from quantize.metrics import compare
+
+    metrics = compare(reference, logits, labels)
+    return {k: metrics[k] for k in ("top1", "float_top1", "top1_agreement", "sqnr_db", "kl")}
+
+
+def benchmark_model(spec: ModelSpec, onnx: Path, calib_count: int, work: Path, progress) -> dict:
+    from toolkit.card import load_card
+
+    card = load_card(onnx)
+    train_pixels, _ = digits_pixels("train", spec.size)
+    val_pixels, labels = digits_pixels("val", spec.size)
+    calib = preprocess_all(train_pixels[:calib_count], card)
+    sets = {"clean": preprocess_all(val_pixels, card), "perturbed": preprocess_all(perturb(val_pixels), card)}
+    reference = {k: run_predictor(onnx, card, x) for k, x in sets.items()}
+    low, high = calib.min(axis=(0, 2, 3), keepdims=True), calib.max(axis=(0, 2, 3), keepdims=True)
+    clipped = run_predictor(onnx, card, np.clip(sets["perturbed"], low, high))
+    checks = {"perturbed_input_clip_top1": float(np.mean(clipped.argmax(1) == labels)),
+              "perturbed_float_top1": float(np.mean(reference["perturbed"].argmax(1) == labels))}
+
+    builders = {name: (lambda n=name, f=fields: build_ours(onnx, card, calib, f, work, n.replace(" ", "_")))
+                for name, fields in OURS.items()}
+    for name in ORT_METHODS:
+        builders[name] = lambda n=name: ort_quantize(onnx, calib, n, work / f"{n}.onnx")
+    builders["litert-calibrator"] = lambda: build_litert(onnx, card, calib, work)
+    for name, method in MSLITE_METHODS.items():
+        builders[name] = lambda m=method: build_mslite(onnx, card, calib, m, work)
+
+    rows = {}
+    for name, build in builders.items():
+        progress(f"{spec.name}: {name}")
+        start = time.perf_counter()
+        try:
+            path = build()
+            seconds = time.perf_counter() - start
+            rows[name] = {"seconds": seconds, **{k: evaluate(run_predictor(path, card, x), reference[k], labels)
+                                                 for k, x in sets.items()}}
+        except Exception as exc:  # an anchor that fails is reported, not fatal
+            rows[name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+    return {"model": spec.name, "width": spec.width, "size": spec.size, "calibration_images": len(calib),
+            "eval_images": len(labels), "checks": checks, "methods": rows}
+
+
+# ---- reporting ----------------------------------------------------------------------------------------
+def is_anchor(name: str) -> bool:
+    return not name.startswith("ours")
+
+
+def best_anchor(methods: dict, split: str) -> tuple[str, dict]:
+    ok = {n: r for n, r in methods.items() if is_anchor(n) and "error" not in r}
+    name = max(ok, key=lambda n: (ok[n][split]["sqnr_db"], ok[n][split]["top1_agreement"]))
+    return name, ok[name][split]
+
+
+def model_table(result: dict):
+    from rich.table import Table
+
+    table = Table(title=f"{result['model']}: {result['calibration_images']} calibration images, "
+                        f"{result['eval_images']} eval images (clean | perturbed)")
+    for column in ("method", "top-1", "agree", "SQNR dB", "KL", "top-1 pert.", "agree pert.", "SQNR pert.", "s"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    first = next(r for r in result["methods"].values() if "error" not in r)
+    table.add_row("float", f"{100 * first['clean']['float_top1']:.1f}", "", "", "",
+                  f"{100 * first['perturbed']['float_top1']:.1f}", "", "", "", style="dim")
+    for name, row in result["methods"].items():
+        if "error" in row:
+            table.add_row(name, f"[red]{row['error'][:70]}", *[""] * 7)
+            continue
+        c, p = row["clean"], row["perturbed"]
+        table.add_row(name, f"{100 * c['top1']:.1f}", f"{100 * c['top1_agreement']:.1f}", f"{c['sqnr_db']:.2f}",
+                      f"{c['kl']:.1e}", f"{100 * p['top1']:.1f}", f"{100 * p['top1_agreement']:.1f}",
+                      f"{p['sqnr_db']:.2f}", f"{row['seconds']:.1f}", style="bold" if name == "ours (default)" else None)
+    return table
+
+
+def summary(results: list[dict]) -> tuple[list[dict], object]:
+    from rich.table import Table
+
+    table = Table(title="ours (default) vs the best anchor (by SQNR) per model and eval set")
+    for column in ("model", "set", "best anchor", "anchor SQNR", "ours SQNR", "Δ dB", "anchor agree", "ours agree",
+                   "verdict"):
+        table.add_column(column)
+    verdicts = []
+    for result in results:
+        ours = result["methods"]["ours (default)"]
+        for split in ("clean", "perturbed"):
+            name, anchor = best_anchor(result["methods"], split)
+            delta = ours[split]["sqnr_db"] - anchor["sqnr_db"]
+            wins = delta >= -0.1 and ours[split]["top1_agreement"] >= anchor["top1_agreement"] - 1e-9
+            verdict = "win" if delta > 0.1 else ("tie" if wins else "LOSS")
+            verdicts.append({"model": result["model"], "set": split, "anchor": name, "delta_db": delta,
+                             "verdict": verdict})
+            table.add_row(result["model"], split, name, f"{anchor['sqnr_db']:.2f}", f"{ours[split]['sqnr_db']:.2f}",
+                          f"{delta:+.2f}", f"{100 * anchor['top1_agreement']:.1f}",
+                          f"{100 * ours[split]['top1_agreement']:.1f}", verdict)
+    return verdicts, table
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in results[0]["methods"]]
+    figure, axes = plt.subplots(len(results), 1, figsize=(12, 3.2 * len(results)), squeeze=False)
+    for axis, result in zip(axes[:, 0], results):
+        values = [result["methods"][n]["clean"]["sqnr_db"] if "error" not in result["methods"][n] else 0 for n in names]
+        colours = ["tab:green" if n == "ours (default)" else "tab:blue" if n.startswith("ours") else "tab:gray"
+                   for n in names]
+        axis.bar(range(len(names)), values, color=colours)
+        axis.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+        axis.set_ylabel("logits SQNR (dB)")
+        axis.set_title(f"{result['model']} (clean val); green: our default, blue: our variants, grey: anchors",
+                       fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("GLOG_v", "4")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="0.25@32,0.5@48,1.0@64", help="width@size, comma-separated")
+    parser.add_argument("--epochs", type=int, default=8, help="digits training epochs per model")
+    parser.add_argument("--calib", type=int, default=300, help="calibration images (same for every method)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/quant_vs_anchors"))
+    parser.add_argument("--json", action="store_true", help="print the JSON instead of the tables")
+    args = parser.parse_args(argv)
+
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for spec in parse_models(args.models):
+        cached = args.out / f"{spec.name}.json"
+        if cached.is_file():
+            results.append(json.loads(cached.read_text()))
+            continue
+        console.print(f"[bold]{spec.name}[/]: training on digits ({args.epochs} epochs) or reusing")
+        onnx = train_model(spec, args.out, args.epochs)
+        with tempfile.TemporaryDirectory() as work:
+            result = benchmark_model(spec, onnx, args.calib, Path(work), lambda text: console.print(f"  {text}"))
+        cached.write_text(json.dumps(result, indent=2))
+        results.append(result)
+    verdicts, table = summary(results)
+    report = {"results": results, "verdicts": verdicts}
+    (args.out / "report.json").write_text(json.dumps(report, indent=2))
+    plot(results, args.out / "sqnr.png")
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        out = Console(width=160)
+        for result in results:
+            out.print(model_table(result))
+            out.print(f"checks: {result['checks']}")
+        out.print(table)
+        out.print(f"JSON: {args.out / 'report.json'}   chart: {args.out / 'sqnr.png'}")
+    return 0 if all(v["verdict"] != "LOSS" for v in verdicts) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
