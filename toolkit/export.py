@@ -11,6 +11,7 @@ import contextlib
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
 
 from toolkit.card import ModelCard, save_card
 from toolkit.errors import AtolError, ConfigError, ModelFileError
@@ -126,7 +127,7 @@ def export_model(ckpt: str | Path, out_dir: str | Path, formats=FORMATS, *, widt
     targets = {fmt: ensure_writable_dir(out_dir) / f"{card.stem}.{fmt}" for fmt in formats}
     exporters = {"onnx": _export_onnx, "mindir": _export_mindir}
     try:
-        with contextlib.ExitStack() as stack:
+        with contextlib.ExitStack() as stack, Console(stderr=True).status(f"exporting {card.stem}"):
             temporary = {fmt: stack.enter_context(atomic_path(path)) for fmt, path in targets.items()}
             for fmt, tmp in temporary.items():
                 exporters[fmt](network, card, tmp)

@@ -12,23 +12,32 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
+from rich.progress import MofNCompleteColumn, Progress
 
 from toolkit.card import ModelCard
 from toolkit.data import DatasetSpec, create_dataset, create_loader, create_transforms, dataset_labels, pipeline_error
-from toolkit.errors import DataError
+from toolkit.errors import DataError, ModelFileError
 from toolkit.models.checkpoint import checkpoint_card
 from toolkit.runtimes.base import Predictor, load_predictor
 
 DEFAULT_BATCH_SIZE = 64
 
 
-def eval_batches(card: ModelCard, dataset_spec: DatasetSpec, split: str = "val", limit: int | None = None,
-                 batch_size: int = DEFAULT_BATCH_SIZE, shard: tuple[int, int] | None = None):
-    """Yield (images float32 NCHW, labels int32) preprocessed with the card's eval transform."""
+def eval_loader(card: ModelCard, dataset_spec: DatasetSpec, split: str = "val", limit: int | None = None,
+                batch_size: int = DEFAULT_BATCH_SIZE, shard: tuple[int, int] | None = None):
+    """A batched MindSpore dataset with the card's eval transform, and its number of images."""
     shards = {"num_shards": shard[0], "shard_id": shard[1]} if shard and shard[0] > 1 else {}
     dataset = create_dataset(dataset_spec, split, card.image_size, shuffle=False, num_samples=limit, **shards)
     transforms = create_transforms(False, card.image_size, card.mean, card.std, card.crop_pct, card.interpolation)
-    loader = create_loader(dataset, transforms, batch_size)
+    return create_loader(dataset, transforms, batch_size), dataset.get_dataset_size()
+
+
+def eval_batches(card: ModelCard, dataset_spec: DatasetSpec, split: str = "val", limit: int | None = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE, shard: tuple[int, int] | None = None, loader=None):
+    """Yield (images float32 NCHW, labels int32) preprocessed with the card's eval transform."""
+    if loader is None:
+        loader, _ = eval_loader(card, dataset_spec, split, limit, batch_size, shard)
     iterator = loader.create_tuple_iterator(num_epochs=1, output_numpy=True)
     while True:
         try:
@@ -41,24 +50,30 @@ def eval_batches(card: ModelCard, dataset_spec: DatasetSpec, split: str = "val",
 
 
 def evaluate(predictor: Predictor, dataset_spec: DatasetSpec, split: str = "val", limit: int | None = None,
-             batch_size: int = DEFAULT_BATCH_SIZE, shard: tuple[int, int] | None = None) -> dict:
+             batch_size: int = DEFAULT_BATCH_SIZE, shard: tuple[int, int] | None = None,
+             progress: Progress | None = None) -> dict:
     """Run `predictor` over a split: {"top1", "top5", "count", "correct_top1", "correct_top5", "seconds"}.
 
-    `shard=(num_shards, shard_id)` evaluates one worker's share (the trainer sums the counts).
+    `shard=(num_shards, shard_id)` evaluates one worker's share (the trainer sums the counts);
+    `progress` (a rich Progress) gets a task that advances per image.
     """
     card = predictor.card
     classes = len(dataset_labels(dataset_spec))
     if classes > card.num_classes:
         raise DataError(f"the dataset has {classes} classes but the model only {card.num_classes}",
                         "validate on the dataset the model was trained for")
+    loader, total = eval_loader(card, dataset_spec, split, limit, batch_size, shard)
+    task = progress.add_task(f"{predictor.name} on {dataset_spec.name}/{split}", total=total) if progress else None
     correct1 = correct5 = count = 0
     start = time.perf_counter()
-    for images, labels in eval_batches(card, dataset_spec, split, limit, batch_size, shard):
+    for images, labels in eval_batches(card, dataset_spec, split, loader=loader):
         logits = predictor.run(images)
         top5 = np.argsort(-logits, axis=1, kind="stable")[:, :5]
         correct1 += int(np.sum(top5[:, 0] == labels))
         correct5 += int(np.sum(np.any(top5 == labels[:, None], axis=1)))
         count += len(labels)
+        if progress:
+            progress.update(task, advance=len(labels))
     if count == 0 and not shard:
         raise DataError(f"the '{split}' split of {dataset_spec.name} has no images", "check the data directory")
     return {"top1": correct1 / max(count, 1), "top5": correct5 / max(count, 1), "count": count,
@@ -92,12 +107,14 @@ def validate(model_path: str | Path, dataset_spec: DatasetSpec, split: str = "va
 
     path = Path(model_path)
     if not path.is_file():
-        raise DataError(f"model file {path} does not exist", "check --model")
+        raise ModelFileError(f"model file {path} does not exist", "check --model")
     runtime_for(path)  # an unknown suffix fails before anything is loaded
     card = checkpoint_card(path, width=width, image_size=image_size, activation=activation, num_classes=num_classes)
     _use_graph_mode(path)
     predictor = load_predictor(path, card=card)
-    metrics = evaluate(predictor, dataset_spec, split, limit, batch_size)
+    with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=Console(stderr=True),
+                  transient=True) as progress:
+        metrics = evaluate(predictor, dataset_spec, split, limit, batch_size, progress=progress)
     return ValidationResult(model=str(path), runtime=predictor.name, dataset=dataset_spec.name, split=split,
                             top1=metrics["top1"], top5=metrics["top5"], count=metrics["count"],
                             seconds=round(metrics["seconds"], 3))
@@ -116,7 +133,6 @@ def print_report(result: ValidationResult, as_json: bool = False) -> None:
     if as_json:
         print(json.dumps(result.to_dict()))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"{Path(result.model).name} on {result.dataset}/{result.split}")

@@ -93,18 +93,35 @@ def optimizer_loss_scale(precision: PrecisionConfig) -> float:
     return precision.loss_scale if fixed else 1.0
 
 
-def _model_card(config: TrainConfig, network, labels: tuple[str, ...], mean, std) -> ModelCard:
-    return ModelCard(model=config.model.name, width=network.width, image_size=config.data.image_size,
-                     num_classes=network.num_classes, labels=labels, mean=tuple(mean), std=tuple(std),
-                     crop_pct=config.data.crop_pct, interpolation=config.data.interpolation,
-                     activation=config.model.activation, format="ckpt", source="mnv1-tk train")
-
-
 def _copy_weights(arrays: dict, network) -> None:
     from mindspore import Tensor
 
     for param in network.get_parameters():
         param.set_data(Tensor(arrays[param.name], param.dtype))
+
+
+@dataclass
+class _Run:
+    """What one run builds, and its progress."""
+
+    spec: DatasetSpec
+    loader: object
+    steps_per_epoch: int
+    network: object  # trained (wrapped by mixed precision and the train cell)
+    clean: object  # validated and saved
+    predictor: object
+    card: ModelCard
+    lrs: list[float]
+    optimizer: object
+    train_step: object
+    ema: object | None
+    manager: CheckpointManager
+    metrics: MetricsLog
+    global_step: int = 0
+    best_top1: float = -1.0
+    best_epoch: int = 0
+    last_path: Path | None = None
+    history: list[dict] = field(default_factory=list)
 
 
 class Trainer:
@@ -121,30 +138,32 @@ class Trainer:
     # -- building blocks, in mindcv's order ------------------------------------------------------
 
     def create_data(self):
-        cfg, aug = self.config.data, self.config.augment
-        from toolkit.models import default_cfgs
+        """The sharded training loader and what the model card needs from the dataset."""
+        from toolkit.models import default_cfgs, list_models
 
-        spec = DatasetSpec(name=cfg.name, root=cfg.root, train_split=cfg.train_split, val_split=cfg.val_split)
-        labels = dataset_labels(spec)
+        cfg = self.config.data
         pretrained = default_cfgs.get(self.config.model.name)
         if pretrained is None:
-            from toolkit.models import list_models
-
             raise ConfigError(f"unknown model '{self.config.model.name}'", f"use one of: {', '.join(list_models())}")
+        spec = DatasetSpec(name=cfg.name, root=cfg.root, train_split=cfg.train_split, val_split=cfg.val_split)
+        labels = dataset_labels(spec)
         mean, std = cfg.mean or pretrained.mean, cfg.std or pretrained.std
         workers = min(cfg.num_workers, os.cpu_count() or 1)  # MindSpore refuses more workers than cores
         dataset = create_dataset(spec, "train", cfg.image_size, shuffle=cfg.shuffle, num_samples=cfg.num_samples,
                                  num_parallel_workers=workers, seed=self.config.system.seed, **self.workers.shard)
-        transforms = create_transforms(True, cfg.image_size, mean, std, cfg.crop_pct, cfg.interpolation, aug)
+        transforms = create_transforms(True, cfg.image_size, mean, std, cfg.crop_pct, cfg.interpolation,
+                                       self.config.augment)
         loader = create_loader(dataset, transforms, cfg.batch_size, drop_remainder=cfg.drop_remainder,
                                num_parallel_workers=workers)
-        steps = loader.get_dataset_size()
-        if steps == 0:
+        if loader.get_dataset_size() == 0:
             raise ConfigError(f"batch_size {cfg.batch_size} is larger than this worker's "
                               f"{dataset.get_dataset_size()} training images", "lower batch_size or drop_remainder")
-        return spec, labels, mean, std, loader, steps
+        return spec, labels, mean, std, loader
 
     def create_networks(self, num_classes: int):
+        """(network to train, clean copy to validate and save, the clean copy's forward at val_amp_level)."""
+        import mindspore as ms
+
         from toolkit.models import create_model
         from toolkit.models.checkpoint import load_weights
 
@@ -155,11 +174,43 @@ class Trainer:
             report = load_weights(network, cfg.checkpoint, head="adapt")
             self._print(f"loaded {cfg.checkpoint}: {report.message}")
         clean.set_train(False)
+        forward = clean
         if self.config.precision.val_amp_level != "O0":
-            import mindspore as ms
+            # Casts inside the cell; its Parameters (which are saved) stay float32 and keep their names.
+            forward = ms.amp.auto_mixed_precision(clean, self.config.precision.val_amp_level)
+        return network, clean, forward
 
-            ms.amp.auto_mixed_precision(clean, self.config.precision.val_amp_level)
-        return network, clean
+    def build(self) -> _Run:
+        from toolkit.runtimes.mindspore_rt import MindSporeCkptPredictor
+        from toolkit.train.ema import EMA
+        from toolkit.train.optim import create_loss, create_optimizer
+        from toolkit.train.scheduler import create_scheduler
+
+        config = self.config
+        spec, labels, mean, std, loader = self.create_data()
+        num_classes = config.model.num_classes or len(labels)
+        if num_classes < len(labels):
+            raise ConfigError(f"num_classes {num_classes} is smaller than the dataset's {len(labels)} classes",
+                              f"set num_classes to at least {len(labels)}")
+        network, clean, forward = self.create_networks(num_classes)
+        card = ModelCard(model=config.model.name, width=clean.width, image_size=config.data.image_size,
+                         num_classes=num_classes,
+                         labels=labels + tuple(f"class_{i}" for i in range(len(labels), num_classes)),
+                         mean=tuple(mean), std=tuple(std), crop_pct=config.data.crop_pct,
+                         interpolation=config.data.interpolation, activation=config.model.activation, format="ckpt",
+                         source="mnv1-tk train")
+        loss_fn = create_loss(config.loss, num_classes)
+        steps_per_epoch = loader.get_dataset_size()
+        lrs = create_scheduler(config.scheduler, steps_per_epoch, config.run.epochs)
+        optimizer = create_optimizer(network, config.optimizer, lrs, optimizer_loss_scale(config.precision))
+        train_step = create_train_step(network, loss_fn, optimizer, config.precision)
+        return _Run(spec=spec, loader=loader, steps_per_epoch=steps_per_epoch, network=network, clean=clean,
+                    predictor=MindSporeCkptPredictor.from_network(forward, card), card=card, lrs=lrs,
+                    optimizer=optimizer, train_step=train_step,
+                    ema=EMA(network, config.run.ema_decay) if config.run.ema else None,
+                    manager=CheckpointManager(self.directory, config.model.name, config.checkpoint.keep_max,
+                                              config.checkpoint.policy),
+                    metrics=MetricsLog(self.directory / METRICS_FILE, self.workers.is_main))
 
     # -- the run ---------------------------------------------------------------------------------
 
@@ -171,140 +222,124 @@ class Trainer:
             raise
 
     def _fit(self) -> TrainResult:
-        from toolkit.runtimes.mindspore_rt import MindSporeCkptPredictor
-        from toolkit.train.ema import EMA
-        from toolkit.train.optim import create_loss, create_optimizer
-        from toolkit.train.scheduler import create_scheduler
-        from toolkit.validate import evaluate
-
-        config, workers = self.config, self.workers
-        spec, labels, mean, std, loader, steps_per_epoch = self.create_data()
-        num_classes = config.model.num_classes or len(labels)
-        if num_classes < len(labels):
-            raise ConfigError(f"num_classes {num_classes} is smaller than the dataset's {len(labels)} classes",
-                              f"set num_classes to at least {len(labels)}")
-        card_labels = labels + tuple(f"class_{i}" for i in range(len(labels), num_classes))
-        network, clean = self.create_networks(num_classes)
-        card = _model_card(config, clean, card_labels, mean, std)
-        loss_fn = create_loss(config.loss, num_classes)
-        epochs = config.run.epochs
-        lrs = create_scheduler(config.scheduler, steps_per_epoch, epochs)
-        optimizer = create_optimizer(network, config.optimizer, lrs, optimizer_loss_scale(config.precision))
-        train_step = create_train_step(network, loss_fn, optimizer, config.precision)
-        ema = EMA(network, config.run.ema_decay) if config.run.ema else None
-
-        manager = CheckpointManager(self.directory, config.model.name, config.checkpoint.keep_max,
-                                    config.checkpoint.policy)
-        metrics = MetricsLog(self.directory / METRICS_FILE, workers.is_main)
-        start_epoch, best_top1, best_epoch = 0, -1.0, 0
-        if workers.is_main:
+        run, epochs = self.build(), self.config.run.epochs
+        if self.workers.is_main:
             ensure_writable_dir(self.directory)
-            save_config(config, self.directory / CONFIG_FILE)
-        if config.checkpoint.resume:
-            start_epoch, best_top1, best_epoch = self._resume(manager, metrics, network, optimizer, ema)
+            save_config(self.config, self.directory / CONFIG_FILE)
+        start_epoch = self._resume(run) if self.config.checkpoint.resume else 0
         if start_epoch >= epochs:
             self._print(f"nothing to do: the run already finished {start_epoch} of {epochs} epochs")
-        history, last_path = [], None
-        global_step = start_epoch * steps_per_epoch
-        iterator = loader.create_tuple_iterator(num_epochs=max(epochs - start_epoch, 1))
-        predictor = MindSporeCkptPredictor.from_network(clean, card)
-        shard = (workers.size, workers.rank) if workers.size > 1 else None
+        run.global_step = start_epoch * run.steps_per_epoch
+        iterator = run.loader.create_tuple_iterator(num_epochs=max(epochs - start_epoch, 1))
         with self._progress() as progress:
             for epoch in range(start_epoch + 1, epochs + 1):
-                task = progress.add_task("train", total=steps_per_epoch, epoch=f"{epoch}/{epochs}", loss=0.0,
-                                         lr=lrs[global_step], ips=0.0)
-                loss_sum, seen, started, timed_from = 0.0, 0, time.perf_counter(), None
-                for images, target in _batches(iterator):
-                    out = train_step(images, target)
-                    loss = float((out[0] if isinstance(out, tuple) else out).asnumpy())
-                    if not np.isfinite(loss):
-                        raise ConfigError(f"the loss became {loss} in epoch {epoch}",
-                                          "lower lr or loss_scale, or use amp_level O0")
-                    if ema is not None:
-                        ema()
-                    lr = lrs[global_step]
-                    global_step += 1
-                    loss_sum += loss
-                    seen += 1
-                    if timed_from is None:  # the first step includes graph compilation
-                        timed_from = (time.perf_counter(), seen)
-                    rate = _rate(timed_from, seen, images.shape[0] * workers.size)
-                    progress.update(task, advance=1, loss=loss, lr=lr, ips=rate)
-                    if global_step % config.run.log_interval == 0:
-                        metrics.append({"event": "step", "epoch": epoch, "global_step": global_step, "loss": loss,
-                                        "lr": lr, "images_per_s": rate})
-                _copy_weights(ema.shadow_arrays() if ema else {p.name: p.asnumpy() for p in network.get_parameters()},
-                              clean)
-                record = {"event": "epoch", "epoch": epoch, "global_step": global_step,
-                          "loss": loss_sum / max(seen, 1), "lr": lrs[global_step - 1],
-                          "images_per_s": _rate(timed_from, seen, config.data.batch_size * workers.size),
-                          "seconds": time.perf_counter() - started}
-                if config.run.validate and (epoch % config.run.val_interval == 0 or epoch == epochs):
-                    result = evaluate(predictor, spec, "val", batch_size=config.data.batch_size, shard=shard)
-                    counts = all_reduce_sum(np.array([result["correct_top1"], result["correct_top5"],
-                                                      result["count"]], np.float64), workers)
-                    record.update(top1=float(counts[0] / counts[2]), top5=float(counts[1] / counts[2]),
-                                  val_count=int(counts[2]))
-                progress.remove_task(task)
-                improved = "top1" in record and record["top1"] > best_top1
-                if improved:
-                    best_top1, best_epoch = record["top1"], epoch
-                metrics.append(record)
-                history.append(record)
-                if epoch % config.checkpoint.interval == 0 or epoch == epochs:
-                    last_path = manager.epoch_path(epoch, global_step)
-                    if workers.is_main:
-                        self._save_epoch(manager, clean, card, record, last_path, improved, network, optimizer,
-                                         best_top1, best_epoch, ema)
-                        self._committed = True
-                self._print(_epoch_line(record, epochs, improved))
-        if workers.size > 1 and not workers.is_main and last_path is not None:
+                record = self._train_epoch(run, epoch, iterator, progress)
+                _copy_weights(run.ema.shadow_arrays() if run.ema else
+                              {p.name: p.asnumpy() for p in run.network.get_parameters()}, run.clean)
+                if self.config.run.validate and (epoch % self.config.run.val_interval == 0 or epoch == epochs):
+                    record.update(self._validate(run))
+                self._end_epoch(run, record)
+        if self.workers.size > 1 and not self.workers.is_main and run.last_path is not None:
             # Each replica's final training weights, so that their equality can be checked.
-            save_params([(p.name, p) for p in network.get_parameters()],
-                        self.directory / f"rank_{workers.rank}" / last_path.name)
-        best = manager.best_path if manager.best_path.is_file() else None
-        return TrainResult(directory=self.directory, last_checkpoint=last_path or _latest(manager),
-                           best_checkpoint=best, best_top1=best_top1, best_epoch=best_epoch, epochs=epochs,
-                           history=history)
+            save_params([(p.name, p) for p in run.network.get_parameters()],
+                        self.directory / f"rank_{self.workers.rank}" / run.last_path.name)
+        best = run.manager.best_path if run.manager.best_path.is_file() else None
+        return TrainResult(directory=self.directory, last_checkpoint=run.last_path or _latest(run.manager),
+                           best_checkpoint=best, best_top1=run.best_top1, best_epoch=run.best_epoch, epochs=epochs,
+                           history=run.history)
 
-    def _save_epoch(self, manager: CheckpointManager, clean, card: ModelCard, record: dict, path: Path,
-                    improved: bool, network, optimizer, best_top1: float, best_epoch: int, ema) -> None:
-        extra = {k: record[k] for k in ("epoch", "global_step") if k in record}
-        extra.update({f"val_{k}": record[k] for k in ("top1", "top5") if k in record}, ema=ema is not None)
-        epoch_card = card.replace(extra=extra)
-        manager.save_weights(clean, epoch_card, path)
+    def _train_epoch(self, run: _Run, epoch: int, iterator, progress: Progress) -> dict:
+        epochs, log_interval, size = self.config.run.epochs, self.config.run.log_interval, self.workers.size
+        task = progress.add_task("train", total=run.steps_per_epoch, epoch=f"{epoch}/{epochs}", loss=0.0,
+                                 lr=run.lrs[run.global_step], ips=0.0)
+        losses, started, timed_from = [], time.perf_counter(), None
+        for images, target in _batches(iterator):
+            out = run.train_step(images, target)
+            loss = float((out[0] if isinstance(out, tuple) else out).asnumpy())
+            if not np.isfinite(loss):
+                raise ConfigError(f"the loss became {loss} in epoch {epoch}",
+                                  "lower lr or loss_scale, or use amp_level O0")
+            if run.ema is not None:
+                run.ema()
+            lr = run.lrs[run.global_step]
+            run.global_step += 1
+            losses.append(loss)
+            if timed_from is None:  # the first step includes graph compilation
+                timed_from = (time.perf_counter(), len(losses))
+            rate = _rate(timed_from, len(losses), images.shape[0] * size)
+            progress.update(task, advance=1, loss=loss, lr=lr, ips=rate)
+            if run.global_step % log_interval == 0:
+                run.metrics.append({"event": "step", "epoch": epoch, "global_step": run.global_step, "loss": loss,
+                                    "lr": lr, "images_per_s": rate})
+        progress.remove_task(task)
+        return {"event": "epoch", "epoch": epoch, "global_step": run.global_step, "loss": float(np.mean(losses)),
+                "lr": run.lrs[run.global_step - 1],
+                "images_per_s": _rate(timed_from, len(losses), self.config.data.batch_size * size),
+                "seconds": time.perf_counter() - started}
+
+    def _validate(self, run: _Run) -> dict:
+        """Top-1 / top-5 of the clean copy; each worker evaluates its shard and the counts are summed."""
+        from toolkit.validate import evaluate
+
+        workers = self.workers
+        shard = (workers.size, workers.rank) if workers.size > 1 else None
+        result = evaluate(run.predictor, run.spec, "val", batch_size=self.config.data.batch_size, shard=shard)
+        counts = all_reduce_sum(np.array([result["correct_top1"], result["correct_top5"], result["count"]],
+                                         np.float64), workers)
+        return {"top1": float(counts[0] / counts[2]), "top5": float(counts[1] / counts[2]),
+                "val_count": int(counts[2])}
+
+    def _end_epoch(self, run: _Run, record: dict) -> None:
+        """Log the epoch, then save its checkpoint, the best one, and commit the optimizer state."""
+        epoch = record["epoch"]
+        improved = "top1" in record and record["top1"] > run.best_top1
         if improved:
-            manager.save_weights(clean, epoch_card, manager.best_path)
-        updates = float(ema.updates.asnumpy()) if ema is not None else 0.0
-        manager.commit(record["epoch"], record["global_step"], optimizer, network, best_top1, best_epoch, updates)
+            run.best_top1, run.best_epoch = record["top1"], epoch
+        run.metrics.append(record)
+        run.history.append(record)
+        if epoch % self.config.checkpoint.interval == 0 or epoch == self.config.run.epochs:
+            run.last_path = run.manager.epoch_path(epoch, run.global_step)
+            if self.workers.is_main:
+                extra = {"epoch": epoch, "global_step": run.global_step, "ema": run.ema is not None}
+                extra.update({f"val_{k}": record[k] for k in ("top1", "top5") if k in record})
+                card = run.card.replace(extra=extra)
+                run.manager.save_weights(run.clean, card, run.last_path)
+                if improved:
+                    run.manager.save_weights(run.clean, card, run.manager.best_path)
+                updates = float(run.ema.updates.asnumpy()) if run.ema is not None else 0.0
+                run.manager.commit(epoch, run.global_step, run.optimizer, run.network, run.best_top1,
+                                   run.best_epoch, updates)
+                self._committed = True
+        self._print(_epoch_line(record, self.config.run.epochs, improved))
 
-    def _resume(self, manager: CheckpointManager, metrics: MetricsLog, network, optimizer, ema):
+    def _resume(self, run: _Run) -> int:
+        """Restore the last committed epoch; returns it (0 when there is none)."""
         from mindspore import Tensor
 
         from toolkit.models.checkpoint import read_checkpoint
 
-        manager.remove_partial_files()
-        point = manager.latest()
+        run.manager.remove_partial_files()
+        point = run.manager.latest()
         if point is None:
             self._print(f"no committed checkpoint in {self.directory}: starting from epoch 1")
-            return 0, -1.0, 0
-        train_weights = {name[len(TRAIN_PREFIX):]: value.asnumpy() for name, value in point.state.items()
-                         if name.startswith(TRAIN_PREFIX)}
-        _copy_weights(train_weights, network)
-        weights = {id(p) for p in network.get_parameters()}
-        for param in optimizer.get_parameters():
+            return 0
+        _copy_weights({name[len(TRAIN_PREFIX):]: value.asnumpy() for name, value in point.state.items()
+                       if name.startswith(TRAIN_PREFIX)}, run.network)
+        weights = {id(p) for p in run.network.get_parameters()}
+        for param in run.optimizer.get_parameters():
             # The learning-rate schedule is rebuilt from the config; everything else is restored.
             if param.name in point.state and param.name != "learning_rate" and id(param) not in weights:
                 param.set_data(Tensor(point.state[param.name].asnumpy(), param.dtype))
-        if ema is not None:
+        if run.ema is not None:
             saved = read_checkpoint(point.weights)
-            ema.load_arrays({name: value.asnumpy() for name, value in saved.items()}, point.ema_updates)
-        metrics.truncate_after(point.epoch)
-        metrics.append({"event": "resume", "epoch": point.epoch, "global_step": point.global_step,
-                        "checkpoint": point.weights.name})
+            run.ema.load_arrays({name: value.asnumpy() for name, value in saved.items()}, point.ema_updates)
+        run.best_top1, run.best_epoch = point.best_top1, point.best_epoch
+        run.metrics.truncate_after(point.epoch)
+        run.metrics.append({"event": "resume", "epoch": point.epoch, "global_step": point.global_step,
+                            "checkpoint": point.weights.name})
         self._committed = True
         self._print(f"resumed from {point.weights.name} (epoch {point.epoch}, step {point.global_step})")
-        return point.epoch, point.best_top1, point.best_epoch
+        return point.epoch
 
     def _remove_uncommitted_output(self) -> None:
         """A run that fails before its first checkpoint leaves nothing behind."""
