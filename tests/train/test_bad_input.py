@@ -146,3 +146,14 @@ def test_foreign_checkpoint_without_card_or_flags(tmp_path, width_025_checkpoint
     code, stdout, stderr = _cli(["export", "--ckpt", str(bare), "--out", str(tmp_path / "out")])
     _assert_one_line_error(code, stdout, stderr, "has no model card", "--width and --image-size")
     assert not (tmp_path / "out").exists()
+
+
+def test_an_existing_run_is_not_overwritten_without_resume(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "optim_mobilenet_v1_025.ckpt").write_bytes(b"committed state of an earlier run")
+    (out / "config.yaml").write_text("lr: 0.1\n")
+    code, stdout, stderr = _cli(["train", "-c", "mobilenet_v1_025_digits", "--out", str(out)])
+    _assert_one_line_error(code, stdout, stderr, "already holds a training run", "--resume")
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "optim_mobilenet_v1_025.ckpt"]
+    assert (out / "config.yaml").read_text() == "lr: 0.1\n"

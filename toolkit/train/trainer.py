@@ -215,6 +215,10 @@ class Trainer:
     # -- the run ---------------------------------------------------------------------------------
 
     def fit(self) -> TrainResult:
+        state = self.directory / f"optim_{self.config.model.name}.ckpt"
+        if state.exists() and not self.config.checkpoint.resume:
+            raise ConfigError(f"{self.directory} already holds a training run ({state.name})",
+                              "pass --resume to continue it, or another --out")
         try:
             return self._fit()
         except (ToolkitError, RuntimeError):
@@ -226,6 +230,8 @@ class Trainer:
         if self.workers.is_main:
             ensure_writable_dir(self.directory)
             save_config(self.config, self.directory / CONFIG_FILE)
+            if not self.config.checkpoint.resume:  # metrics of an earlier run that never committed an epoch
+                (self.directory / METRICS_FILE).unlink(missing_ok=True)
         start_epoch = self._resume(run) if self.config.checkpoint.resume else 0
         if start_epoch >= epochs:
             self._print(f"nothing to do: the run already finished {start_epoch} of {epochs} epochs")
@@ -244,6 +250,8 @@ class Trainer:
             save_params([(p.name, p) for p in run.network.get_parameters()],
                         self.directory / f"rank_{self.workers.rank}" / run.last_path.name)
         best = run.manager.best_path if run.manager.best_path.is_file() else None
+        if best is not None:
+            self._print(f"best: {best} (epoch {run.best_epoch}, val top-1 {100 * run.best_top1:.2f}%)")
         return TrainResult(directory=self.directory, last_checkpoint=run.last_path or _latest(run.manager),
                            best_checkpoint=best, best_top1=run.best_top1, best_epoch=run.best_epoch, epochs=epochs,
                            history=run.history)
