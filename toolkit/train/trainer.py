@@ -25,7 +25,7 @@ from toolkit.errors import ConfigError, ToolkitError
 from toolkit.fsutil import ensure_writable_dir, write_text
 from toolkit.train.checkpoints import TRAIN_PREFIX, CheckpointManager, save_params
 from toolkit.train.config import PrecisionConfig, TrainConfig, load_config, save_config
-from toolkit.train.distributed import Workers, all_reduce_sum, setup
+from toolkit.train.distributed import all_reduce_sum, setup
 
 METRICS_FILE, CONFIG_FILE = "metrics.jsonl", "config.yaml"
 
