@@ -20,7 +20,9 @@ test: setup
 	$(BIN)/python -m pytest -q tests
 
 bench: setup
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/convert.py
+	$(BIN)/python -m bench.quant_vs_anchors
 
 clean:
 	rm -rf runs .pytest_cache

@@ -2,7 +2,8 @@
 
 `<out>/<model>_<size>.onnx` (opset 11, input "x" NCHW float32 batch 1, output "logits") and
 `<out>/<model>_<size>.mindir`. All files are written atomically and only after verification: the
-ONNX model must match MindSpore within 1e-4 max abs on the logits under ONNX Runtime.
+ONNX model must match MindSpore within 1e-4 + 1e-5 * max |logit| (max abs, under ONNX Runtime): 1e-4 on
+the logits of a few units the tests use, and room for float32 summation order on large ImageNet logits.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from toolkit.errors import AtolError, ConfigError, ModelFileError
 from toolkit.fsutil import atomic_path, ensure_writable_dir
 
 FORMATS = ("onnx", "mindir")
-ATOL = 1e-4
+ATOL, RTOL = 1e-4, 1e-5
 VERIFY_IMAGES = 4
 
 
@@ -74,16 +75,16 @@ def verification_images(card: ModelCard, count: int = VERIFY_IMAGES) -> np.ndarr
     return next(eval_batches(card, DatasetSpec("digits"), "val", limit=count, batch_size=count))[0]
 
 
-def max_logit_difference(reference, predictor, images: np.ndarray) -> float:
-    """Max abs difference of the logits of a MindSpore cell and a predictor on `images`."""
+def max_logit_difference(reference, predictor, images: np.ndarray) -> tuple[float, float]:
+    """(max abs logit difference of a MindSpore cell and a predictor on `images`, the tolerance for them)."""
     import mindspore as ms
 
     expected = reference(ms.Tensor(images)).asnumpy()
-    return float(np.max(np.abs(predictor.run(images) - expected)))
+    return float(np.max(np.abs(predictor.run(images) - expected))), ATOL + RTOL * float(np.abs(expected).max())
 
 
 def verify_exports(network, card: ModelCard, files: dict[str, Path]) -> dict[str, float]:
-    """Max abs logit difference of each exported file against `network`; AtolError above 1e-4."""
+    """Max abs logit difference of each exported file against `network`; AtolError beyond the tolerance."""
     from toolkit.runtimes.mindspore_rt import MindIRPredictor
     from toolkit.runtimes.onnxrt import OnnxRuntimePredictor
 
@@ -91,10 +92,11 @@ def verify_exports(network, card: ModelCard, files: dict[str, Path]) -> dict[str
     loaders = {"onnx": OnnxRuntimePredictor, "mindir": MindIRPredictor}
     differences = {}
     for fmt, path in files.items():
-        difference = max_logit_difference(network, loaders[fmt].load(path, card=card.replace(format=fmt)), images)
-        if not difference <= ATOL:
+        difference, tolerance = max_logit_difference(network, loaders[fmt].load(path, card=card.replace(format=fmt)),
+                                                     images)
+        if not difference <= tolerance:
             raise AtolError(f"the exported {fmt.upper()} differs from MindSpore by {difference:.2e} max abs on the "
-                            f"logits (tolerance {ATOL:g})", "nothing was written; report it, or pass --no-verify")
+                            f"logits (tolerance {tolerance:.2g})", "nothing was written; report it, or pass --no-verify")
         differences[fmt] = difference
     return differences
 

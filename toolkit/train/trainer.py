@@ -8,9 +8,11 @@ EMA copied into it. Checkpoints of the clean copy therefore load anywhere (expor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +69,14 @@ class MetricsLog:
         write_text(self.path, "".join(f"{line}\n" for line in kept))
 
 
+@contextlib.contextmanager
+def _scratch_cwd():
+    """MindSpore's mixed precision (its rewrite module) writes `rewritten_network/*.py` into the working
+    directory and imports it at once; keep that out of the user's directory."""
+    with tempfile.TemporaryDirectory(prefix="mnv1-tk-amp-") as scratch, contextlib.chdir(scratch):
+        yield
+
+
 def create_train_step(network, loss_fn, optimizer, precision: PrecisionConfig):
     """MindSpore's train cell with mixed precision and loss scaling (`mindspore.amp.build_train_network`)."""
     import mindspore as ms
@@ -81,7 +91,9 @@ def create_train_step(network, loss_fn, optimizer, precision: PrecisionConfig):
         manager = DynamicLossScaleManager(init_loss_scale=precision.loss_scale, scale_factor=2, scale_window=1000)
     else:
         manager = FixedLossScaleManager(precision.loss_scale, drop_overflow_update=precision.drop_overflow_update)
-    step = build_train_network(network, optimizer, loss_fn, level=precision.amp_level, loss_scale_manager=manager)
+    with _scratch_cwd():
+        step = build_train_network(network, optimizer, loss_fn, level=precision.amp_level,
+                                   loss_scale_manager=manager)
     step.set_train()
     return step
 
@@ -177,7 +189,8 @@ class Trainer:
         forward = clean
         if self.config.precision.val_amp_level != "O0":
             # Casts inside the cell; its Parameters (which are saved) stay float32 and keep their names.
-            forward = ms.amp.auto_mixed_precision(clean, self.config.precision.val_amp_level)
+            with _scratch_cwd():
+                forward = ms.amp.auto_mixed_precision(clean, self.config.precision.val_amp_level)
         return network, clean, forward
 
     def build(self) -> _Run:
