@@ -10,10 +10,16 @@ For every model (trained here on digits at several widths and input sizes; cache
 - MSLite:  MindSpore Lite 2.0 full-quant PTQ (MAX_MIN / KL / REMOVAL_OUTLIER, bias correction on),
            run in the MindSpore Lite runtime.
 
-Each int8 model runs in its own runtime on the clean val split and on a perturbed copy (Gaussian
-pixel noise and shifts, kept inside the valid pixel range). Reported per model and method: float
-and int8 top-1, top-1 agreement with float, logits SQNR and the softmax KL. A table per model, a
-summary of ours vs the best anchor, JSON, and a PNG chart.
+Each int8 model runs in its own runtime on the clean val split and on three perturbed copies of it
+(Gaussian pixel noise and shifts, kept inside the valid pixel range). Reported per model and
+method: float and int8 top-1, top-1 agreement with float, logits SQNR and the softmax KL. A table
+per model, a summary of ours vs the best anchor, JSON, and a PNG chart.
+
+The verdict reads SQNR first: on clean digits every good method agrees with float on all but a
+few images, so agreement only separates methods beyond its noise. Ours wins with more than 0.1 dB
+of SQNR, ties within 0.1 dB, and in both cases may not lose more than 2 images of agreement (the
+difference of two Poisson counts of about one disagreement each has a standard deviation of
+about 1.4 images).
 
     .venv/bin/python -m bench.quant_vs_anchors [--models 0.25@32,0.5@48,1.0@64] [--calib 300] [--out DIR]
 """
@@ -32,6 +38,9 @@ import numpy as np
 
 from bench.anchors import MSLITE_METHODS, ORT_METHODS, litert_quantize, ort_quantize
 
+PERTURBED_COPIES = 3
+SQNR_TIE_DB = 0.1
+AGREEMENT_NOISE_IMAGES = 2
 OURS = {  # name -> recipe fields over the default recipe
     "ours (default)": {},
     "ours minmax": {"method": "minmax", "cle": False, "bias_correction": False},
@@ -165,12 +174,15 @@ def benchmark_model(spec: ModelSpec, onnx: Path, calib_count: int, work: Path, p
     train_pixels, _ = digits_pixels("train", spec.size)
     val_pixels, labels = digits_pixels("val", spec.size)
     calib = preprocess_all(train_pixels[:calib_count], card)
-    sets = {"clean": preprocess_all(val_pixels, card), "perturbed": preprocess_all(perturb(val_pixels), card)}
+    perturbed = np.concatenate([perturb(val_pixels, seed) for seed in range(PERTURBED_COPIES)])
+    sets = {"clean": preprocess_all(val_pixels, card), "perturbed": preprocess_all(perturbed, card)}
+    perturbed_labels = np.tile(labels, PERTURBED_COPIES)
     reference = {k: run_predictor(onnx, card, x) for k, x in sets.items()}
     low, high = calib.min(axis=(0, 2, 3), keepdims=True), calib.max(axis=(0, 2, 3), keepdims=True)
     clipped = run_predictor(onnx, card, np.clip(sets["perturbed"], low, high))
-    checks = {"perturbed_input_clip_top1": float(np.mean(clipped.argmax(1) == labels)),
-              "perturbed_float_top1": float(np.mean(reference["perturbed"].argmax(1) == labels))}
+    checks = {"perturbed_input_clip_top1": float(np.mean(clipped.argmax(1) == perturbed_labels)),
+              "perturbed_float_top1": float(np.mean(reference["perturbed"].argmax(1) == perturbed_labels))}
+    set_labels = {"clean": labels, "perturbed": perturbed_labels}
 
     builders = {name: (lambda n=name, f=fields: build_ours(onnx, card, calib, f, work, n.replace(" ", "_")))
                 for name, fields in OURS.items()}
@@ -187,12 +199,12 @@ def benchmark_model(spec: ModelSpec, onnx: Path, calib_count: int, work: Path, p
         try:
             path = build()
             seconds = time.perf_counter() - start
-            rows[name] = {"seconds": seconds, **{k: evaluate(run_predictor(path, card, x), reference[k], labels)
+            rows[name] = {"seconds": seconds, **{k: evaluate(run_predictor(path, card, x), reference[k], set_labels[k])
                                                  for k, x in sets.items()}}
         except Exception as exc:  # an anchor that fails is reported, not fatal
             rows[name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
     return {"model": spec.name, "width": spec.width, "size": spec.size, "calibration_images": len(calib),
-            "eval_images": len(labels), "checks": checks, "methods": rows}
+            "eval_images": {k: len(v) for k, v in set_labels.items()}, "checks": checks, "methods": rows}
 
 
 # ---- reporting ----------------------------------------------------------------------------------------
@@ -209,8 +221,9 @@ def best_anchor(methods: dict, split: str) -> tuple[str, dict]:
 def model_table(result: dict):
     from rich.table import Table
 
-    table = Table(title=f"{result['model']}: {result['calibration_images']} calibration images, "
-                        f"{result['eval_images']} eval images (clean | perturbed)")
+    counts = result["eval_images"]
+    table = Table(title=f"{result['model']}: {result['calibration_images']} calibration images; "
+                        f"{counts['clean']} clean | {counts['perturbed']} perturbed eval images")
     for column in ("method", "top-1", "agree", "SQNR dB", "KL", "top-1 pert.", "agree pert.", "SQNR pert.", "s"):
         table.add_column(column, justify="left" if column == "method" else "right")
     first = next(r for r in result["methods"].values() if "error" not in r)
@@ -240,8 +253,11 @@ def summary(results: list[dict]) -> tuple[list[dict], object]:
         for split in ("clean", "perturbed"):
             name, anchor = best_anchor(result["methods"], split)
             delta = ours[split]["sqnr_db"] - anchor["sqnr_db"]
-            wins = delta >= -0.1 and ours[split]["top1_agreement"] >= anchor["top1_agreement"] - 1e-9
-            verdict = "win" if delta > 0.1 else ("tie" if wins else "LOSS")
+            images_lost = round((anchor["top1_agreement"] - ours[split]["top1_agreement"]) * result["eval_images"][split])
+            if images_lost > AGREEMENT_NOISE_IMAGES or delta < -SQNR_TIE_DB:
+                verdict = "LOSS"
+            else:
+                verdict = "win" if delta > SQNR_TIE_DB else "tie"
             verdicts.append({"model": result["model"], "set": split, "anchor": name, "delta_db": delta,
                              "verdict": verdict})
             table.add_row(result["model"], split, name, f"{anchor['sqnr_db']:.2f}", f"{ours[split]['sqnr_db']:.2f}",

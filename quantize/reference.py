@@ -11,13 +11,16 @@ It is the test oracle for the LiteRT int8 output and the tool for explaining qua
 
 Two kernel profiles, both checked bit for bit against LiteRT 2.3 on x86-64:
 - "reference": TFLite's reference kernels (OpResolverType.BUILTIN_REF). Every requantization uses
-  the default double rounding; DEQUANTIZE computes float(double(scale) * (q - zero_point)).
+  the default double rounding; QUANTIZE computes round-half-away(float32(x / scale)) and DEQUANTIZE
+  float(double(scale) * (q - zero_point)).
 - "builtin": TFLite's optimized built-in kernels without delegates
   (BUILTIN_WITHOUT_DEFAULT_DELEGATES), which is what ships. Two kernels differ from the reference:
   FULLY_CONNECTED runs through ruy, whose requantization rounds once (single rounding: ties go up
-  where double rounding sends some of them down, a 1-LSB difference at exact ties); DEQUANTIZE
-  runs 8 values at a time as float32(q * scale) + float32(-zero_point * scale), and the
-  remaining tail values with the reference formula (a 1-ulp float difference).
+  where double rounding sends some of them down, a 1-LSB difference at exact ties). QUANTIZE and
+  DEQUANTIZE run 8 values at a time: QUANTIZE as round-half-to-even(float32(x * float32(1/scale))),
+  DEQUANTIZE as float32(q * scale) + float32(-zero_point * scale); the values left over (a
+  sample's size modulo 8) take the scalar formulas, round-half-away(x / double(scale)) and the
+  reference DEQUANTIZE. The differences are 1 LSB at ties and 1 ulp.
 """
 
 from __future__ import annotations
@@ -156,14 +159,26 @@ def _reshape(graph: Graph, node: Node, values: dict, kernels: str) -> np.ndarray
     return x.reshape(shape)
 
 
-def quantize_array(x: np.ndarray, q: QuantParams) -> np.ndarray:
-    """tflite AffineQuantize: zero_point + round(x / scale) in float32, clamped."""
-    y = round_half_away(np.asarray(x, np.float32) / np.float32(q.scale[0])).astype(np.int64) + q.zero_point[0]
+def _simd_blocks(x: np.ndarray) -> np.ndarray:
+    """Which values of each sample an optimized kernel handles 8 at a time (the rest is its scalar tail)."""
+    per_sample = int(np.prod(x.shape[1:]))
+    return (np.arange(per_sample) < per_sample // 8 * 8).reshape(x.shape[1:])
+
+
+def quantize_array(x: np.ndarray, q: QuantParams, kernels: str = "reference") -> np.ndarray:
+    """QUANTIZE float -> int8 as the profile's kernel computes it (see the module doc), clamped."""
+    x = np.asarray(x, np.float32)
+    if kernels == "reference":
+        y = round_half_away(x / np.float32(q.scale[0]))
+    else:
+        tail = round_half_away(x.astype(np.float64) / np.float64(q.scale[0]))
+        y = np.where(_simd_blocks(x), np.rint(x * (np.float32(1) / np.float32(q.scale[0]))), tail)
+    y = y.astype(np.int64) + q.zero_point[0]
     return np.clip(y, q.qmin, q.qmax).astype(q.dtype)
 
 
 def _quantize(graph: Graph, node: Node, values: dict, kernels: str) -> np.ndarray:
-    return quantize_array(values[node.inputs[0]], graph.tensors[node.outputs[0]].quant)
+    return quantize_array(values[node.inputs[0]], graph.tensors[node.outputs[0]].quant, kernels)
 
 
 def dequantize_array(x: np.ndarray, q: QuantParams, kernels: str) -> np.ndarray:
@@ -174,9 +189,7 @@ def dequantize_array(x: np.ndarray, q: QuantParams, kernels: str) -> np.ndarray:
         return exact
     s = np.float32(q.scale[0])
     simd = x.astype(np.float32) * s + np.float32(-np.float32(q.zero_point[0]) * s)
-    per_sample = int(np.prod(x.shape[1:]))
-    in_blocks = (np.arange(per_sample) < per_sample // 8 * 8).reshape(x.shape[1:])
-    return np.where(in_blocks, simd, exact).astype(np.float32)
+    return np.where(_simd_blocks(x), simd, exact).astype(np.float32)
 
 
 def _dequantize(graph: Graph, node: Node, values: dict, kernels: str) -> np.ndarray:

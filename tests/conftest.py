@@ -2,7 +2,8 @@
 
 `trained_digits` trains MobileNetV1 0.25 on the 32x32 digits once per session with the shipped
 config (`mobilenet_v1_025_digits`, about a minute on the CPU) and exports it to ONNX and MINDIR.
-Any test folder can use it; nothing may write into its directories.
+`zoo_onnx` exports every zoo width at 224x224 with realistic random weights. Any test folder can
+use them; nothing may write into their directories.
 """
 
 from __future__ import annotations
@@ -50,3 +51,24 @@ def trained_digits(tmp_path_factory) -> TrainedDigits:
     files = export_model(result.best_checkpoint, tmp_path_factory.mktemp("digits_export"))
     return TrainedDigits(run_dir=run_dir, checkpoint=result.best_checkpoint, onnx=files["onnx"],
                          mindir=files["mindir"], history=tuple(result.history))
+
+
+@pytest.fixture(scope="session")
+def zoo_onnx(tmp_path_factory) -> dict[float, Path]:
+    """One MobileNetV1 ONNX export (with its card) per zoo width: 224x224, 10 classes, weights random but
+    with a trained network's statistics (see tests/models.py)."""
+    import mindspore as ms
+
+    from tests.models import ZOO_SIZE, digits_images, export_onnx, randomise_like_trained, zoo_card
+    from toolkit.models import WIDTHS, create_model, model_name
+
+    directory = tmp_path_factory.mktemp("zoo_onnx")
+    images = digits_images()
+    exports = {}
+    for width in WIDTHS:
+        ms.set_seed(int(width * 100))
+        network = create_model(model_name(width), num_classes=10)
+        randomise_like_trained(network, images, seed=int(width * 100))
+        card = zoo_card(width, ZOO_SIZE)
+        exports[width] = export_onnx(network, card, directory / f"{card.stem}.onnx")
+    return exports

@@ -133,7 +133,7 @@ class Target:
     precisions: tuple[str, ...]  # the precisions it can write
 
 
-def _output_card(graph, card: ModelCard, target: str, precision: str, source: Path) -> ModelCard:
+def _output_card(graph, card: ModelCard, target: str, precision: str) -> ModelCard:
     from toolkit.card import InputQuant
 
     x = graph.tensors[graph.inputs[0]]
@@ -142,7 +142,7 @@ def _output_card(graph, card: ModelCard, target: str, precision: str, source: Pa
     extra = dict(card.extra, quantization=graph.meta["quantization"]) if "quantization" in graph.meta else card.extra
     return card.replace(format=target, precision=precision, input_name=x.name, input_layout=graph.layout,
                         input_dtype=x.dtype, input_quant=quant, output_name=y.name, output_dtype=y.dtype,
-                        source=source.name, extra=extra)
+                        extra=extra)
 
 
 def _recipe(options: QuantOptions):
@@ -181,7 +181,7 @@ def _build_tflite(job: Job, precision: Precision) -> tuple[Path, ModelCard]:
         graph = to_fp16(graph)
     elif precision.name == "int8":
         graph = _quantize(job, graph)
-    card = _output_card(graph, job.card, "tflite", precision.name, job.onnx)
+    card = _output_card(graph, job.card, "tflite", precision.name)
     path = job.work / f"{job.card.stem}.{precision.name}.tflite"
     path.write_bytes(add_metadata(write_tflite(graph, description=f"mnv1-tk {card.stem} {card.precision}"), card))
     if precision.name == "int8":
@@ -404,6 +404,7 @@ def _convert_source(src: _Source, targets: list[Target], precisions: list[Precis
                 step(f"{card.stem}: {target.name} {precision.name}")
                 start = time.perf_counter()
                 built, out_card = target.build(job, precision)
+                out_card = out_card.replace(source=src.path.name)  # the file the user converted
                 seconds = time.perf_counter() - start
                 with load_predictor(built, card=out_card) as predictor:
                     output = predictor.run(images)
@@ -525,10 +526,10 @@ def results_table(results: list[ConversionResult]):
 
     labelled = any(r.top1 is not None for r in results)
     table = Table(title="mnv1-tk convert")
-    columns = ["output", "format", "prec.", "MB", "max |Δ|", "SQNR dB", "top-1 agree", "seconds"]
+    columns = ["output", "format", "precision", "MB", "max |Δ|", "SQNR dB", "top-1 agree", "seconds"]
     columns += ["top-1", "top-5"] if labelled else []
     for column in columns:
-        table.add_column(column, justify="left" if column in ("output", "format", "prec.") else "right",
+        table.add_column(column, justify="left" if column in ("output", "format", "precision") else "right",
                          no_wrap=column == "output")
     for r in results:
         diff = f"{r.max_abs_diff:.1e}" + ("" if r.within_tolerance else " (!)")
@@ -586,7 +587,7 @@ def convert_command(source: Path, *, to: str = "tflite", quant: str = "none", wi
                           "sensitivity": [{"chart": str(png), "layers": [asdict(r) for r in rows]}
                                           for png, rows in reports]}, indent=2))
     else:
-        console = Console(width=None if sys.stdout.isatty() else 120)  # pipes: no wrapping
+        console = Console(width=None if sys.stdout.isatty() else 160)  # pipes: no wrapping
         console.print(results_table(results))
         for png, rows in reports:
             console.print(sensitivity_table(rows))

@@ -11,7 +11,7 @@ from converters.onnx_import import import_onnx
 from converters.passes import lower_for_tflite
 from converters.tflite import write_tflite
 from tests.convert.graphs import int8_graph, run_tflite
-from tests.mslite.conftest import ZOO_SIZE
+from tests.models import ZOO_SIZE
 from toolkit.card import load_card
 from toolkit.models import WIDTHS
 from toolkit.runtimes import load_predictor

@@ -15,7 +15,7 @@ from converters.mslite import convert_to_ms, write_mslite
 from converters.mslite.backends import OfficialBackend, ConvertJob, write_benchmark_data
 from converters.mslite.config import full_quant_config, render_config, write_calibration_bins
 from converters.mslite.install import official_shim_command
-from tests.mslite.conftest import make_card
+from tests.models import zoo_card
 from toolkit.card import load_card, save_card
 from toolkit.errors import BackendError, CalibrationError, ConfigError, ModelCardError, ModelFileError
 from toolkit.runtimes import load_predictor
@@ -107,7 +107,7 @@ def test_bad_requests_are_refused_before_conversion(tmp_path, kwargs, error, mes
     source = tmp_path / "model.onnx"
     source.write_bytes(b"unused")
     with pytest.raises(error, match=message):
-        write_mslite(source, tmp_path, make_card(0.25, 32), **kwargs)
+        write_mslite(source, tmp_path, zoo_card(0.25, 32), **kwargs)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
 
 

@@ -12,7 +12,23 @@ from toolkit.errors import ToolkitError
 
 
 class Group(click.Group):
-    """Turns every ToolkitError into one line on stderr and exit code 2 (a traceback with --debug)."""
+    """Turns every ToolkitError, and click's own usage errors, into one line on stderr and exit code 2
+    (a traceback with --debug)."""
+
+    def main(self, *args, **kwargs):
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            where = f"mnv1-tk {exc.ctx.command.name} --help" if exc.ctx and exc.ctx.parent else "mnv1-tk --help"
+            click.secho(f"error: {exc.format_message()} (see `{where}`)", fg="red", err=True)
+            sys.exit(2)
+        except click.ClickException as exc:
+            click.secho(f"error: {exc.format_message()}", fg="red", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(1)
 
     def invoke(self, ctx):
         try:
@@ -32,7 +48,7 @@ class Group(click.Group):
 @click.option("--debug", is_flag=True, help="Show tracebacks and MindSpore's own log.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
-    """MobileNetV1 from training to a phone: train, validate, export, convert, predict."""
+    """MobileNetV1 from training to a phone: train, validate, export, convert, predict, zoo."""
     ctx.obj = {"debug": debug}
     if not debug:
         os.environ.setdefault("GLOG_v", "4")  # MindSpore: only critical messages
