@@ -29,6 +29,7 @@ import numpy as np
 
 from converters.ir import Graph, Node, QuantParams
 from converters.ir.execute import KERNELS as FLOAT_KERNELS
+from converters.ir.execute import pool_sums
 from converters.ir.ops import attr
 from quantize.fixed_point import multiply_by_quantized_multiplier, quantize_multiplier
 
@@ -125,21 +126,8 @@ def _layer(graph: Graph, node: Node, values: dict, kernels: str) -> np.ndarray:
 
 
 def _avg_pool(graph: Graph, node: Node, values: dict, kernels: str) -> np.ndarray:
-    x = values[node.inputs[0]].astype(np.int64)
-    pt, pl, pb, pr = attr(node, "pads")
-    kh, kw = attr(node, "kernel")
-    sh, sw = attr(node, "strides")
-    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-    valid = np.pad(np.ones(x.shape[1:3], np.int64), ((pt, pb), (pl, pr)))
-    oh = (xp.shape[1] - kh) // sh + 1
-    ow = (xp.shape[2] - kw) // sw + 1
-    total = np.zeros((x.shape[0], oh, ow, x.shape[3]), np.int64)
-    count = np.zeros((oh, ow), np.int64)
-    for i in range(kh):
-        for j in range(kw):
-            total += xp[:, i: i + sh * (oh - 1) + 1: sh, j: j + sw * (ow - 1) + 1: sw, :]
-            count += valid[i: i + sh * (oh - 1) + 1: sh, j: j + sw * (ow - 1) + 1: sw]
-    count = count[None, :, :, None]
+    total, count = pool_sums(values[node.inputs[0]].astype(np.int64), attr(node, "kernel"), attr(node, "strides"),
+                             attr(node, "pads"))
     half = count // 2
     # C++ integer division truncates toward zero: this rounds half away from zero.
     mean = np.where(total > 0, (total + half) // count, -((half - total) // count))

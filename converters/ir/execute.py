@@ -71,22 +71,28 @@ def depthwise_nhwc(x: np.ndarray, w_1hwc: np.ndarray, bias, strides, pads, dilat
     return out
 
 
-def avg_pool_nhwc(x: np.ndarray, kernel, strides, pads) -> np.ndarray:
-    """Average pool that, like TFLite, divides by the number of valid (unpadded) elements."""
+def pool_sums(x: np.ndarray, kernel, strides, pads) -> tuple[np.ndarray, np.ndarray]:
+    """Window sums of an NHWC tensor (zero padding, in x's dtype) and how many real values each window holds."""
     pt, pl, pb, pr = pads
     xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-    ones = np.pad(np.ones(x.shape[1:3], np.float32), ((pt, pb), (pl, pr)))
+    valid = np.pad(np.ones(x.shape[1:3], np.int64), ((pt, pb), (pl, pr)))
     kh, kw = kernel
     sh, sw = strides
     oh = (xp.shape[1] - kh) // sh + 1
     ow = (xp.shape[2] - kw) // sw + 1
-    total = np.zeros((x.shape[0], oh, ow, x.shape[3]), np.float32)
-    count = np.zeros((oh, ow), np.float32)
+    total = np.zeros((x.shape[0], oh, ow, x.shape[3]), x.dtype)
+    count = np.zeros((oh, ow), np.int64)
     for i in range(kh):
         for j in range(kw):
             total += xp[:, i: i + sh * (oh - 1) + 1: sh, j: j + sw * (ow - 1) + 1: sw, :]
-            count += ones[i: i + sh * (oh - 1) + 1: sh, j: j + sw * (ow - 1) + 1: sw]
-    return total / count[None, :, :, None]
+            count += valid[i: i + sh * (oh - 1) + 1: sh, j: j + sw * (ow - 1) + 1: sw]
+    return total, count[None, :, :, None]
+
+
+def avg_pool_nhwc(x: np.ndarray, kernel, strides, pads) -> np.ndarray:
+    """Average pool that, like TFLite, divides by the number of valid (unpadded) elements."""
+    total, count = pool_sums(x.astype(np.float32), kernel, strides, pads)
+    return total / count
 
 
 def _to_nhwc(graph: Graph, x: np.ndarray) -> np.ndarray:

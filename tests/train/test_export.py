@@ -12,6 +12,7 @@ import onnx
 import pytest
 
 from toolkit.card import load_card, save_card
+from tests.models import digits_images, randomise_like_trained
 from toolkit.data import DatasetSpec
 from toolkit.errors import AtolError
 from toolkit.export import ATOL, export_model, verify_exports
@@ -29,32 +30,6 @@ def _digits(size: int, count: int) -> np.ndarray:
     return next(eval_batches(card, DatasetSpec("digits"), "val", limit=count, batch_size=count))[0]
 
 
-def _realistic_weights(network, seed: int) -> None:
-    """He-scaled convs and classifier, random BN affine, and BN statistics measured on real images in
-    train mode (at 64 px, where it is cheap), so activations stay normalised through all 27 layers."""
-    rng = np.random.RandomState(seed)
-    for param in network.get_parameters():
-        shape, name = param.shape, param.name
-        if name.endswith("weight"):
-            value = rng.randn(*shape) * np.sqrt(2.0 / np.prod(shape[1:]))
-        elif name.endswith("gamma"):
-            value = rng.uniform(0.5, 1.5, shape)
-        elif name.endswith("beta"):
-            value = rng.randn(*shape) * 0.3 + 0.3
-        else:
-            continue
-        param.set_data(ms.Tensor(value.astype(np.float32)))
-    images = ms.Tensor(_digits(64, 8))
-    network.set_train(True)
-    for _ in range(30):  # BN momentum 0.9: the moving statistics converge to the images' statistics
-        network(images)
-    network.set_train(False)
-    for param in network.get_parameters():
-        if param.name.endswith("moving_variance"):  # near-dead channels would get BN gains of 30 and more,
-            var = param.asnumpy()                    # which trained networks avoid (their gamma shrinks)
-            param.set_data(ms.Tensor(np.maximum(var, 0.1 * np.median(var))))
-
-
 def _save(network, directory, width, size=SIZE, activation="relu6", card=True):
     path = directory / f"{model_name(width)}.ckpt"
     ms.save_checkpoint(network, str(path))
@@ -67,7 +42,7 @@ def _save(network, directory, width, size=SIZE, activation="relu6", card=True):
 @pytest.mark.parametrize("width", WIDTHS)
 def test_onnx_matches_mindspore_within_1e4_at_every_width(width, tmp_path):
     network = create_model(model_name(width), num_classes=1001)
-    _realistic_weights(network, seed=int(width * 100))
+    randomise_like_trained(network, digits_images(), seed=int(width * 100))
     files = export_model(_save(network, tmp_path, width), tmp_path / "out")  # verifies ONNX and MINDIR
     stem = f"{model_name(width)}_224"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
@@ -88,7 +63,7 @@ def test_onnx_matches_mindspore_within_1e4_at_every_width(width, tmp_path):
 
 def test_mindcv_checkpoint_exports_with_the_head_sliced_to_1000(tmp_path):
     mindcv = create_model("mobilenet_v1_025", num_classes=1001, activation="relu")
-    _realistic_weights(mindcv, seed=7)
+    randomise_like_trained(mindcv, digits_images(), seed=7)
     path = _save(mindcv, tmp_path, 0.25, card=False)  # mindcv checkpoints come without a card
     files = export_model(path, tmp_path / "out", ("onnx",), width=0.25, image_size=SIZE, activation="relu",
                          num_classes=1000)
