@@ -50,6 +50,8 @@ OURS = {  # name -> recipe fields over the default recipe
     "ours auto": {"method": "auto", "cle": False, "bias_correction": False},
     "ours auto +bc": {"method": "auto", "cle": False, "bias_correction": True},
     "ours auto +cle +bc": {"method": "auto", "cle": True, "bias_correction": True},
+    "ours auto +adaround": {"method": "auto", "cle": False, "bias_correction": False, "adaround": True},
+    "ours auto +adaround +bc": {"method": "auto", "cle": False, "bias_correction": True, "adaround": True},
     "ours mse +bc": {"method": "mse", "cle": False, "bias_correction": True},
     "ours minmax +bc": {"method": "minmax", "cle": False, "bias_correction": True},
 }

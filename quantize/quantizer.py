@@ -2,7 +2,7 @@
 
     quantizer = Quantizer(Recipe.load("default"))
     calibration = quantizer.calibrate(graph, images)       # quantize.calibrator
-    result = quantizer.quantize(graph, images, calibration) # cle, ranges, bias_correction, transform
+    result = quantizer.quantize(graph, images, calibration) # cle, ranges, adaround, bias_correction, transform
     metrics = quantizer.validate(result, images, labels)    # quantize.reference + quantize.metrics
 
 `graph` is the lowered float NHWC graph (`converters.passes.lower_for_tflite`); images are the
@@ -20,6 +20,7 @@ import numpy as np
 from converters.ir import Graph
 from converters.ir.execute import run as run_float
 from quantize import reference
+from quantize.adaround import AdaRoundConfig, adaround
 from quantize.bias_correction import correct_biases
 from quantize.calibrator import CalibrationResult, calibrate, check_images
 from quantize.cle import EqualizationReport, equalize
@@ -68,8 +69,8 @@ class Quantizer:
         x = check_images(graph, to_nhwc(images))
         return calibrate(graph, x, progress=self._tick("calibrate", len(x)))
 
-    def quantize(self, graph: Graph, images: np.ndarray, calibration: CalibrationResult | None = None,
-                 weight_rounding=None) -> QuantizationResult:
+    def quantize(self, graph: Graph, images: np.ndarray, calibration: CalibrationResult | None = None
+                 ) -> QuantizationResult:
         recipe = self.recipe
         check_quantizable(graph)
         x = check_images(graph, to_nhwc(images))
@@ -84,8 +85,10 @@ class Quantizer:
                                x[: recipe.auto_samples], weights)
         plan = QuantPlan(activations={t: activation_params(*c.range) for t, c in ranges.items()},
                          weights=weights, io=recipe.io)
-        if weight_rounding is not None:
-            plan.round_up = weight_rounding(graph, plan, x)
+        if recipe.adaround:
+            plan.round_up = adaround(graph, plan, x[: recipe.correction_images],
+                                     AdaRoundConfig(iterations=recipe.adaround_iterations),
+                                     progress=self._tick("adaround", len(quantizable_layers(graph))))
         corrections = {}
         if recipe.bias_correction:
             biases, corrections = correct_biases(graph, plan, x[: recipe.correction_images], recipe.kernels)

@@ -21,7 +21,8 @@ class Recipe:
     percentile: float = 99.99
     cle: bool = True                # cross-layer equalization
     bias_correction: bool = True
-    adaround: bool = False
+    adaround: bool = False          # learnt weight rounding (AdaRound)
+    adaround_iterations: int = 500
     io: str = "float"               # float: QUANTIZE/DEQUANTIZE at the edges; int8: int8 in and out
     fallback: str = "none"          # none | float
     fallback_layers: int = 1        # how many of the most sensitive layers stay float
@@ -37,6 +38,8 @@ class Recipe:
                 raise ConfigError(f"recipe {key}={value!r} is not valid", f"use one of: {', '.join(allowed)}")
         if not 50.0 < self.percentile <= 100.0:
             raise ConfigError(f"recipe percentile={self.percentile} is not valid", "use a value in (50, 100]")
+        if self.adaround_iterations < 1:
+            raise ConfigError("recipe adaround_iterations must be >= 1")
         if self.fallback_layers < 0:
             raise ConfigError("recipe fallback_layers must be >= 0")
 

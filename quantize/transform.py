@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from converters.ir import Graph, Node
+from converters.ir import Graph, Node, QuantParams
 from quantize.params import (
     SHARES_INPUT_PARAMS, SOFTMAX_PARAMS, WEIGHT_AXIS, bias_params, fit_bias, quantize_bias, quantize_weight,
 )
@@ -54,6 +54,17 @@ def _domains(graph: Graph, plan: QuantPlan) -> dict[str, str]:
     return domain
 
 
+def tensor_params(graph: Graph, plan: QuantPlan, tensor: str) -> QuantParams:
+    """A float graph tensor's int8 params; pass-through outputs share those of the tensor they copy."""
+    producer = graph.producer(tensor)
+    while tensor not in plan.activations and producer is not None and producer.op in SHARES_INPUT_PARAMS:
+        tensor = producer.inputs[0]
+        producer = graph.producer(tensor)
+    if tensor not in plan.activations:
+        raise UnsupportedOpError(f"no quantization range for tensor '{tensor}'", "calibrate the model first")
+    return plan.activations[tensor]
+
+
 def to_int8(graph: Graph, plan: QuantPlan) -> Graph:
     if plan.io not in IO_TYPES:
         raise ValueError(f"io must be one of {IO_TYPES}, got {plan.io!r}")
@@ -63,16 +74,6 @@ def to_int8(graph: Graph, plan: QuantPlan) -> Graph:
     domain = _domains(graph, plan)
     home = {graph.inputs[0]: plan.io}
     home.update({n.outputs[0]: domain[n.name] for n in graph.nodes})
-
-    def params_of(tensor: str):
-        """A tensor's params; pass-through outputs share those of the tensor they copy."""
-        producer = src.producer(tensor)
-        while tensor not in plan.activations and producer is not None and producer.op in SHARES_INPUT_PARAMS:
-            tensor = producer.inputs[0]
-            producer = src.producer(tensor)
-        if tensor not in plan.activations:
-            raise UnsupportedOpError(f"no quantization range for tensor '{tensor}'", "calibrate the model first")
-        return plan.activations[tensor]
 
     # Activation tensors that live in int8.
     for name, where in home.items():
@@ -85,7 +86,7 @@ def to_int8(graph: Graph, plan: QuantPlan) -> Graph:
             elif producer is not None and producer.op in SHARES_INPUT_PARAMS:
                 tensor.quant = graph.tensors[producer.inputs[0]].quant
             else:
-                tensor.quant = params_of(name)
+                tensor.quant = tensor_params(src, plan, name)
 
     # Crossings between the float and int8 parts.
     converted: dict[tuple[str, str], str] = {}
@@ -96,7 +97,7 @@ def to_int8(graph: Graph, plan: QuantPlan) -> Graph:
             suffix = "int8" if to == "int8" else "float"
             out = graph.add_tensor(graph.unique_name(f"{tensor}_{suffix}"), src.tensors[tensor].shape,
                                    "int8" if to == "int8" else "float32",
-                                   quant=params_of(tensor) if to == "int8" else None)
+                                   quant=tensor_params(src, plan, tensor) if to == "int8" else None)
             graph.add_node("quantize" if to == "int8" else "dequantize", f"{tensor}_{'quantize' if to == 'int8' else 'dequantize'}",
                            [tensor], [out.name], index=index)
             converted[key] = out.name
@@ -140,5 +141,5 @@ def to_int8(graph: Graph, plan: QuantPlan) -> Graph:
         graph.add_node("dequantize" if plan.io == "float" else "quantize", f"{out}_output", [inner], [final.name])
     if plan.io == "int8":
         graph.tensors[graph.inputs[0]].dtype = "int8"
-        graph.tensors[graph.inputs[0]].quant = params_of(graph.inputs[0])
+        graph.tensors[graph.inputs[0]].quant = tensor_params(src, plan, graph.inputs[0])
     return graph.prune().verify()

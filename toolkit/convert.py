@@ -47,6 +47,7 @@ class QuantOptions:
     method: str | None = None  # ours: auto|minmax|percentile|mse|kl; mslite: max_min|kl|removal_outlier
     cle: bool | None = None
     bias_correction: bool | None = None
+    adaround: bool | None = None
     io: str | None = None  # float | int8
     fallback: str | None = None  # none | float
     fallback_layers: int | None = None
@@ -150,7 +151,8 @@ def _recipe(options: QuantOptions):
 
     recipe = Recipe.load(options.recipe)
     return recipe.replace(method=options.method, cle=options.cle, bias_correction=options.bias_correction,
-                          io=options.io, fallback=options.fallback, fallback_layers=options.fallback_layers)
+                          adaround=options.adaround, io=options.io, fallback=options.fallback,
+                          fallback_layers=options.fallback_layers)
 
 
 def _quantize(job: Job, graph):

@@ -34,6 +34,7 @@ from toolkit.convert import QuantOptions, convert_command
                                              "mslite: max_min, kl, removal_outlier.")
 @click.option("--cle/--no-cle", default=None, help="Cross-layer equalization (default: the recipe's).")
 @click.option("--bias-correction/--no-bias-correction", default=None, help="Empirical bias correction.")
+@click.option("--adaround/--no-adaround", default=None, help="Learnt weight rounding (AdaRound).")
 @click.option("--io", type=click.Choice(["float", "int8"]), default=None,
               help="int8 model I/O: float (QUANTIZE/DEQUANTIZE at the edges) or int8 (what NPUs want).")
 @click.option("--fallback", type=click.Choice(["none", "float"]), default=None,
@@ -42,7 +43,7 @@ from toolkit.convert import QuantOptions, convert_command
 @click.option("--report", is_flag=True, help="Per-layer int8 sensitivity table and a PNG chart.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def convert(source, to, quant, width, image_size, out_dir, data, data_dir, num_eval, no_check, calib, calib_size,
-            quantizer, recipe, method, cle, bias_correction, io, fallback, fallback_layers, report, as_json):
+            quantizer, recipe, method, cle, bias_correction, adaround, io, fallback, fallback_layers, report, as_json):
     """Convert SOURCE (.ckpt, .onnx, or a checkpoint directory) to phone formats and check each output.
 
     \b
@@ -53,7 +54,7 @@ def convert(source, to, quant, width, image_size, out_dir, data, data_dir, num_e
       mnv1-tk convert model.onnx --to mslite --quant int8 --quantizer mslite --method kl --calib photos/
     """
     quantization = QuantOptions(calib=calib, calib_size=calib_size, quantizer=quantizer, recipe=recipe, method=method,
-                                cle=cle, bias_correction=bias_correction, io=io, fallback=fallback,
+                                cle=cle, bias_correction=bias_correction, adaround=adaround, io=io, fallback=fallback,
                                 fallback_layers=fallback_layers, report=report)
     convert_command(source, to=to, quant=quant, width=width, image_size=image_size, out_dir=out_dir, data=data,
                     data_dir=data_dir, num_eval=num_eval, check=not no_check, quantization=quantization,

@@ -1,0 +1,187 @@
+"""AdaRound: learn whether each weight rounds up or down (Nagel et al. 2020).
+
+Nearest rounding minimises each weight's own error, not the layer's output error. Layer by layer,
+AdaRound relaxes the choice floor(w/s) + h, h in [0, 1], fits h to reproduce the float layer's
+output on calibration patches (with the layer's input fake-quantized and its output clipped to
+its int8 range), and anneals a regulariser that drives every h to 0 or 1.
+
+The patches come from the float model: for each layer, `rows` random output positions with their
+receptive fields. Conv and fully-connected layers are one matrix product; a depthwise layer is a
+product per channel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from converters.ir import Graph, Node
+from converters.ir.execute import run as run_float
+from converters.ir.ops import attr
+from quantize.params import QMAX, QMIN, WEIGHT_AXIS, WEIGHT_MAX, fake_quantize
+from quantize.plan import QuantPlan
+from quantize.transform import quantizable_layers, tensor_params
+
+ZETA, GAMMA = 1.1, -0.1  # the rectified sigmoid's stretch
+CHUNK = 16
+
+
+@dataclass(frozen=True)
+class AdaRoundConfig:
+    rows: int = 1024            # output positions per layer the reconstruction is fitted on
+    iterations: int = 500
+    learning_rate: float = 1e-2
+    regularisation: float = 0.01
+    warmup: float = 0.2         # share of the iterations without the rounding regulariser
+    beta: tuple[float, float] = (20.0, 2.0)
+    seed: int = 0
+
+
+def _rect_sigmoid(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """h(V) and dh/dV."""
+    sig = 1.0 / (1.0 + np.exp(-v))
+    raw = sig * (ZETA - GAMMA) + GAMMA
+    inside = (raw > 0) & (raw < 1)
+    return np.clip(raw, 0, 1), np.where(inside, sig * (1 - sig) * (ZETA - GAMMA), 0.0)
+
+
+def _initial_v(fraction: np.ndarray) -> np.ndarray:
+    p = np.clip((fraction - GAMMA) / (ZETA - GAMMA), 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
+
+
+def _patches(x: np.ndarray, node: Node, weight_shape, n, oh, ow) -> np.ndarray:
+    """Receptive fields [M, kh, kw, C] of output positions (n, oh, ow) of an NHWC conv."""
+    pt, pl, pb, pr = attr(node, "pads")
+    sh, sw = attr(node, "strides")
+    dh, dw = attr(node, "dilations")
+    _, kh, kw, _ = weight_shape
+    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    rows = (oh * sh)[:, None, None] + (np.arange(kh) * dh)[None, :, None]
+    cols = (ow * sw)[:, None, None] + (np.arange(kw) * dw)[None, None, :]
+    return xp[n[:, None, None], rows, cols]
+
+
+class _Samples:
+    """Collects each layer's input patches from the float model, chunk by chunk."""
+
+    def __init__(self, graph: Graph, layers: list[Node], rows: int, chunks: int, seed: int):
+        self.graph, self.rows, self.chunks = graph, rows, chunks
+        self.rng = np.random.default_rng(seed)
+        self.readers = {n.inputs[0]: n for n in layers}
+        self.patches: dict[str, list[np.ndarray]] = {n.name: [] for n in layers}
+
+    def __call__(self, tensor: str, value: np.ndarray) -> None:
+        node = self.readers.get(tensor)
+        if node is None:
+            return
+        if node.op == "fully_connected":
+            self.patches[node.name].append(value.reshape(len(value), -1))
+            return
+        out_shape = self.graph.tensors[node.outputs[0]].shape
+        take = max(1, self.rows // self.chunks)
+        n = self.rng.integers(0, len(value), take)
+        oh = self.rng.integers(0, out_shape[1], take)
+        ow = self.rng.integers(0, out_shape[2], take)
+        self.patches[node.name].append(_patches(value, node, self.graph.const(node.inputs[1]).shape, n, oh, ow))
+
+
+def layer_output_range(plan: QuantPlan, node: Node) -> tuple[float, float]:
+    """The float range the layer's int8 output can hold."""
+    q = plan.activations[node.outputs[0]]
+    s, zp = float(q.scale[0]), int(q.zero_point[0])
+    return (QMIN - zp) * s, (QMAX - zp) * s
+
+
+def _linear_fns(node: Node, patches: np.ndarray):
+    """(forward(W) -> Y, backward(dY) -> dW) of the layer on its patches, in the weight's own layout."""
+    if node.op == "depthwise_conv2d":  # patches [M,kh,kw,C], weight [1,kh,kw,C]
+        flat = patches.reshape(len(patches), -1, patches.shape[-1])
+        return (lambda w: np.einsum("mkc,kc->mc", flat, w.reshape(-1, w.shape[-1])),
+                lambda dy: np.einsum("mkc,mc->kc", flat, dy)[None].reshape(1, *patches.shape[1:]))
+    flat = patches.reshape(len(patches), -1)  # conv [M,kh,kw,I] or fc [M,I]; weight [O,...]
+    return (lambda w: flat @ w.reshape(len(w), -1).T,
+            lambda dy: (dy.T @ flat).reshape(-1, *patches.shape[1:]))
+
+
+def layer_arrays(graph: Graph, plan: QuantPlan, node: Node) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The layer's float weight and bias, and its weight scales shaped to broadcast against the weight."""
+    weight = graph.const(node.inputs[1]).astype(np.float64)
+    bias = graph.const(node.inputs[2]).astype(np.float64)
+    scale = plan.weights[node.name].scale.astype(np.float64)
+    axis = WEIGHT_AXIS[node.op]
+    if axis is None:
+        return weight, bias, scale.reshape(())
+    shape = [1] * weight.ndim
+    shape[axis] = -1
+    return weight, bias, scale.reshape(shape)
+
+
+def round_layer(node: Node, weight: np.ndarray, bias: np.ndarray, scale: np.ndarray, patches: np.ndarray,
+                output_range: tuple[float, float], config: AdaRoundConfig) -> np.ndarray:
+    """The learnt rounding of one layer: 1 where a weight rounds up from floor(w/s), else 0 (int8)."""
+    lo, hi = output_range
+    forward, backward = _linear_fns(node, patches.astype(np.float32))
+    target = np.clip(forward(weight.astype(np.float32)) + bias, lo, hi)
+    base = np.floor(weight / scale)
+    v = _initial_v(weight / scale - base).astype(np.float32)
+    base, scale, bias = base.astype(np.float32), scale.astype(np.float32), bias.astype(np.float32)
+    m, s2 = np.zeros_like(v), np.zeros_like(v)
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    warm = int(config.warmup * config.iterations)
+    for step in range(1, config.iterations + 1):
+        h, dh_dv = _rect_sigmoid(v)
+        w_soft = np.clip(base + h, -WEIGHT_MAX, WEIGHT_MAX) * scale
+        y = forward(w_soft) + bias
+        error = np.clip(y, lo, hi) - target
+        d_y = 2 * error * ((y > lo) & (y < hi)) / len(error)
+        grad = backward(d_y) * scale * dh_dv
+        if step > warm:
+            progress = (step - warm) / max(1, config.iterations - warm)
+            beta = config.beta[0] + (config.beta[1] - config.beta[0]) * progress
+            centred = 2 * h - 1
+            grad += config.regularisation * -beta * np.abs(centred) ** (beta - 1) * np.sign(centred) * 2 * dh_dv
+        m = b1 * m + (1 - b1) * grad
+        s2 = b2 * s2 + (1 - b2) * grad ** 2
+        v -= config.learning_rate * (m / (1 - b1 ** step)) / (np.sqrt(s2 / (1 - b2 ** step)) + eps)
+    return (_rect_sigmoid(v)[0] >= 0.5).astype(np.int8)
+
+
+def reconstruction_error(node: Node, weight: np.ndarray, bias: np.ndarray, scale: np.ndarray, patches: np.ndarray,
+                         output_range: tuple[float, float], round_up: np.ndarray | None) -> float:
+    """Mean squared output error of the layer with its weights rounded (nearest when round_up is None)."""
+    lo, hi = output_range
+    forward, _ = _linear_fns(node, patches.astype(np.float64))
+    q = np.floor(weight / scale) + round_up if round_up is not None else np.round(weight / scale)
+    y_q = forward(np.clip(q, -WEIGHT_MAX, WEIGHT_MAX) * scale) + bias
+    y = forward(weight.astype(np.float64)) + bias
+    return float(np.mean((np.clip(y_q, lo, hi) - np.clip(y, lo, hi)) ** 2))
+
+
+def layer_patches(graph: Graph, plan: QuantPlan, images: np.ndarray, config: AdaRoundConfig) -> dict[str, np.ndarray]:
+    """Per layer, its input patches from the float model, fake-quantized with the input's int8 parameters."""
+    layers = quantizable_layers(graph)
+    chunks = max(1, -(-len(images) // CHUNK))
+    samples = _Samples(graph, layers, config.rows, chunks, config.seed)
+    for i in range(0, len(images), CHUNK):
+        run_float(graph, images[i:i + CHUNK], on_tensor=samples, fetch=[])
+    return {n.name: fake_quantize(np.concatenate(samples.patches[n.name]), tensor_params(graph, plan, n.inputs[0]))
+            for n in layers}
+
+
+def adaround(graph: Graph, plan: QuantPlan, images: np.ndarray, config: AdaRoundConfig = AdaRoundConfig(),
+             progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+    """Learnt rounding per quantized layer of `graph` (NHWC images), for `QuantPlan.round_up`."""
+    patches = layer_patches(graph, plan, images, config)
+    decisions = {}
+    for node in quantizable_layers(graph):
+        if node.name in plan.float_layers:
+            continue
+        weight, bias, scale = layer_arrays(graph, plan, node)
+        decisions[node.name] = round_layer(node, weight, bias, scale, patches[node.name],
+                                           layer_output_range(plan, node), config)
+        if progress:
+            progress(1)
+    return decisions
