@@ -3,6 +3,10 @@
 - ONNX Runtime `quantize_static`: QDQ, per-channel, int8 weights and activations, after the
   model is upgraded to opset 13 and pre-processed (BatchNormalization folded into Conv); every
   calibration method, Entropy with both bin settings, Distribution with its activations kept.
+  `quantize_static` (ORT 1.32) does not pass a bin count on to its calibrator (its extra_options
+  forward only CalibTensorRangeSymmetric, CalibMovingAverage*, CalibMaxIntermediateOutputs and
+  CalibPercentile), so Entropy with 2048 bins calibrates through ORT's own `create_calibrator` and
+  hands the ranges to `quantize_static` as its calibration cache.
 - LiteRT's calibrator: the TFLite converter's own post-training quantization (the calibration
   wrapper that ships in ai-edge-litert), applied to our float .tflite.
 - MindSpore Lite full-quant PTQ (MAX_MIN / KL / REMOVAL_OUTLIER, bias correction on), through
@@ -18,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-ORT_METHODS = {
-    "ort-minmax": ("MinMax", {}),
-    "ort-entropy": ("Entropy", {}),
-    "ort-entropy-2048": ("Entropy", {"CalibNumBins": 2048}),
-    "ort-percentile": ("Percentile", {}),
-    "ort-distribution": ("Distribution", {"QDQKeepRemovableActivations": True}),
+ORT_METHODS = {  # name -> (calibration method, quantize_static extra_options, calibrator extra_options)
+    "ort-minmax": ("MinMax", {}, {}),
+    "ort-entropy": ("Entropy", {}, {}),
+    "ort-entropy-2048": ("Entropy", {}, {"num_bins": 2048}),
+    "ort-percentile": ("Percentile", {}, {}),
+    "ort-distribution": ("Distribution", {"QDQKeepRemovableActivations": True}, {}),
 }
 MSLITE_METHODS = {"mslite-max_min": "max_min", "mslite-kl": "kl", "mslite-removal_outlier": "removal_outlier"}
 
@@ -35,9 +39,10 @@ def ort_quantize(onnx_path: Path, calib_nchw: np.ndarray, anchor: str, out_path:
     from onnxruntime.quantization import (
         CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static,
     )
+    from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    method, extra = ORT_METHODS[anchor]
+    method, extra, calibrator_options = ORT_METHODS[anchor]
     model = onnx.load(str(onnx_path))
     input_name = model.graph.input[0].name
 
@@ -54,10 +59,18 @@ def ort_quantize(onnx_path: Path, calib_nchw: np.ndarray, anchor: str, out_path:
         onnx.save(version_converter.convert_version(model, 13), str(upgraded))
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(upgraded), str(prepared), skip_symbolic_shape=True)
+        calibrate_method = getattr(CalibrationMethod, method)
+        ranges = None
         with contextlib.redirect_stdout(io.StringIO()):  # ORT's calibrators print their progress
+            if calibrator_options:
+                calibrator = create_calibrator(prepared, augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+                                               calibrate_method=calibrate_method, extra_options=calibrator_options)
+                calibrator.collect_data(Reader())
+                ranges = Path(tmp) / "ranges.json"
+                save_tensors_data(calibrator.compute_data(), ranges)
             quantize_static(str(prepared), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=getattr(CalibrationMethod, method), extra_options=extra)
+                            calibrate_method=calibrate_method, extra_options=extra, calibration_cache_path=ranges)
     return out_path
 
 
