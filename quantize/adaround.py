@@ -70,22 +70,28 @@ class _Samples:
     def __init__(self, graph: Graph, layers: list[Node], rows: int, chunks: int, seed: int):
         self.graph, self.rows, self.chunks = graph, rows, chunks
         self.rng = np.random.default_rng(seed)
-        self.readers = {n.inputs[0]: n for n in layers}
+        self.readers: dict[str, list[Node]] = {}
+        for node in layers:
+            self.readers.setdefault(node.inputs[0], []).append(node)
         self.patches: dict[str, list[np.ndarray]] = {n.name: [] for n in layers}
 
     def __call__(self, tensor: str, value: np.ndarray) -> None:
-        node = self.readers.get(tensor)
-        if node is None:
-            return
+        for node in self.readers.get(tensor, []):
+            self._sample(node, value)
+
+    def _sample(self, node: Node, value: np.ndarray) -> None:
         if node.op == "fully_connected":
             self.patches[node.name].append(value.reshape(len(value), -1))
             return
+        weight_shape = self.graph.const(node.inputs[1]).shape
+        if node.op == "depthwise_conv2d" and weight_shape[3] != value.shape[3]:  # channel multiplier
+            value = np.repeat(value, weight_shape[3] // value.shape[3], axis=3)
         out_shape = self.graph.tensors[node.outputs[0]].shape
         take = max(1, self.rows // self.chunks)
         n = self.rng.integers(0, len(value), take)
         oh = self.rng.integers(0, out_shape[1], take)
         ow = self.rng.integers(0, out_shape[2], take)
-        self.patches[node.name].append(_patches(value, node, self.graph.const(node.inputs[1]).shape, n, oh, ow))
+        self.patches[node.name].append(_patches(value, node, weight_shape, n, oh, ow))
 
 
 def layer_output_range(plan: QuantPlan, node: Node) -> tuple[float, float]:
@@ -100,7 +106,7 @@ def _linear_fns(node: Node, patches: np.ndarray):
     if node.op == "depthwise_conv2d":  # patches [M,kh,kw,C], weight [1,kh,kw,C]
         flat = patches.reshape(len(patches), -1, patches.shape[-1])
         return (lambda w: np.einsum("mkc,kc->mc", flat, w.reshape(-1, w.shape[-1])),
-                lambda dy: np.einsum("mkc,mc->kc", flat, dy)[None].reshape(1, *patches.shape[1:]))
+                lambda dy: np.einsum("mkc,mc->kc", flat, dy).reshape(1, *patches.shape[1:]))
     flat = patches.reshape(len(patches), -1)  # conv [M,kh,kw,I] or fc [M,I]; weight [O,...]
     return (lambda w: flat @ w.reshape(len(w), -1).T,
             lambda dy: (dy.T @ flat).reshape(-1, *patches.shape[1:]))
