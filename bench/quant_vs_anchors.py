@@ -268,23 +268,36 @@ def summary(results: list[dict]) -> tuple[list[dict], object]:
     return verdicts, table
 
 
-def plot(results: list[dict], path: Path) -> None:
+def plot(results: list[dict], path: Path, window_db: float = 5.0) -> None:
+    """Clean and perturbed SQNR per method, zoomed on the top `window_db`; dashed: the best anchor."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = [n for n in results[0]["methods"]]
-    figure, axes = plt.subplots(len(results), 1, figsize=(12, 3.2 * len(results)), squeeze=False)
+    figure, axes = plt.subplots(len(results), 1, figsize=(12, 3.4 * len(results)), squeeze=False)
     for axis, result in zip(axes[:, 0], results):
-        values = [result["methods"][n]["clean"]["sqnr_db"] if "error" not in result["methods"][n] else 0 for n in names]
-        colours = ["tab:green" if n == "ours (default)" else "tab:blue" if n.startswith("ours") else "tab:gray"
-                   for n in names]
-        axis.bar(range(len(names)), values, color=colours)
+        methods = result["methods"]
+        top = max(m[split]["sqnr_db"] for m in methods.values() if "error" not in m for split in ("clean", "perturbed"))
+        floor = top - window_db
+        for offset, split, shade in ((-0.2, "clean", 1.0), (0.2, "perturbed", 0.55)):
+            values = [methods[n][split]["sqnr_db"] if "error" not in methods[n] else floor for n in names]
+            colours = ["tab:green" if n == "ours (default)" else "tab:blue" if n.startswith("ours") else "tab:gray"
+                       for n in names]
+            x = [i + offset for i in range(len(names))]
+            axis.bar(x, [max(v, floor) - floor for v in values], 0.4, bottom=floor, color=colours, alpha=shade,
+                     label=split)
+            for xi, value in zip(x, values):
+                if value < floor:
+                    axis.text(xi, floor + 0.1, f"{value:.0f}", ha="center", fontsize=6, rotation=90)
+            anchor, _ = best_anchor(methods, split)
+            axis.axhline(methods[anchor][split]["sqnr_db"], color="black", alpha=shade, linestyle="--", linewidth=0.8)
+        axis.set_ylim(floor, top + 0.5)
         axis.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
         axis.set_ylabel("logits SQNR (dB)")
-        axis.set_title(f"{result['model']} (clean val); green: our default, blue: our variants, grey: anchors",
-                       fontsize=9)
+        axis.set_title(f"{result['model']}: left bar clean, right bar perturbed; dashed: best anchor; green: our "
+                       f"default, blue: our variants, grey: anchors (bars below the axis print their value)", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
