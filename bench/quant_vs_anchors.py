@@ -281,10 +281,10 @@ def plot(results: list[dict], path: Path, window_db: float = 5.0) -> None:
         methods = result["methods"]
         top = max(m[split]["sqnr_db"] for m in methods.values() if "error" not in m for split in ("clean", "perturbed"))
         floor = top - window_db
+        colours = ["tab:green" if n == "ours (default)" else "tab:blue" if n.startswith("ours") else "tab:gray"
+                   for n in names]
         for offset, split, shade in ((-0.2, "clean", 1.0), (0.2, "perturbed", 0.55)):
             values = [methods[n][split]["sqnr_db"] if "error" not in methods[n] else floor for n in names]
-            colours = ["tab:green" if n == "ours (default)" else "tab:blue" if n.startswith("ours") else "tab:gray"
-                       for n in names]
             x = [i + offset for i in range(len(names))]
             axis.bar(x, [max(v, floor) - floor for v in values], 0.4, bottom=floor, color=colours, alpha=shade,
                      label=split)

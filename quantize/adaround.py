@@ -17,10 +17,12 @@ from typing import Callable
 
 import numpy as np
 
-from converters.ir import Graph, Node
+from converters.ir import Graph, Node, QuantParams
 from converters.ir.execute import run as run_float
 from converters.ir.ops import attr
-from quantize.params import QMAX, QMIN, WEIGHT_AXIS, WEIGHT_MAX, fake_quantize
+from quantize.params import (
+    QMAX, QMIN, WEIGHT_AXIS, WEIGHT_MAX, broadcast_scale, dequantize_weight, fake_quantize, quantize_weight,
+)
 from quantize.plan import QuantPlan
 from quantize.transform import quantizable_layers, tensor_params
 
@@ -112,23 +114,18 @@ def _linear_fns(node: Node, patches: np.ndarray):
             lambda dy: (dy.T @ flat).reshape(-1, *patches.shape[1:]))
 
 
-def layer_arrays(graph: Graph, plan: QuantPlan, node: Node) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The layer's float weight and bias, and its weight scales shaped to broadcast against the weight."""
+def layer_arrays(graph: Graph, plan: QuantPlan, node: Node) -> tuple[np.ndarray, np.ndarray, QuantParams]:
+    """The layer's float weight and bias, and its weight quantization parameters."""
     weight = graph.const(node.inputs[1]).astype(np.float64)
     bias = graph.const(node.inputs[2]).astype(np.float64)
-    scale = plan.weights[node.name].scale.astype(np.float64)
-    axis = WEIGHT_AXIS[node.op]
-    if axis is None:
-        return weight, bias, scale.reshape(())
-    shape = [1] * weight.ndim
-    shape[axis] = -1
-    return weight, bias, scale.reshape(shape)
+    return weight, bias, plan.weights[node.name]
 
 
-def round_layer(node: Node, weight: np.ndarray, bias: np.ndarray, scale: np.ndarray, patches: np.ndarray,
+def round_layer(node: Node, weight: np.ndarray, bias: np.ndarray, params: QuantParams, patches: np.ndarray,
                 output_range: tuple[float, float], config: AdaRoundConfig) -> np.ndarray:
     """The learnt rounding of one layer: 1 where a weight rounds up from floor(w/s), else 0 (int8)."""
     lo, hi = output_range
+    scale = broadcast_scale(params.scale.astype(np.float64), weight.ndim, WEIGHT_AXIS[node.op])
     forward, backward = _linear_fns(node, patches.astype(np.float32))
     target = np.clip(forward(weight.astype(np.float32)) + bias, lo, hi)
     base = np.floor(weight / scale)
@@ -155,14 +152,15 @@ def round_layer(node: Node, weight: np.ndarray, bias: np.ndarray, scale: np.ndar
     return (_rect_sigmoid(v)[0] >= 0.5).astype(np.int8)
 
 
-def reconstruction_error(node: Node, weight: np.ndarray, bias: np.ndarray, scale: np.ndarray, patches: np.ndarray,
+def reconstruction_error(node: Node, weight: np.ndarray, bias: np.ndarray, params: QuantParams, patches: np.ndarray,
                          output_range: tuple[float, float], round_up: np.ndarray | None) -> float:
     """Mean squared output error of the layer with its weights rounded (nearest when round_up is None)."""
     lo, hi = output_range
     forward, _ = _linear_fns(node, patches.astype(np.float64))
-    q = np.floor(weight / scale) + round_up if round_up is not None else np.round(weight / scale)
-    y_q = forward(np.clip(q, -WEIGHT_MAX, WEIGHT_MAX) * scale) + bias
-    y = forward(weight.astype(np.float64)) + bias
+    axis = WEIGHT_AXIS[node.op]
+    w_q = dequantize_weight(quantize_weight(weight, params, axis, round_up), params, axis)
+    y_q = forward(w_q.astype(np.float64)) + bias
+    y = forward(weight) + bias
     return float(np.mean((np.clip(y_q, lo, hi) - np.clip(y, lo, hi)) ** 2))
 
 
@@ -185,8 +183,8 @@ def adaround(graph: Graph, plan: QuantPlan, images: np.ndarray, config: AdaRound
     for node in quantizable_layers(graph):
         if node.name in plan.float_layers:
             continue
-        weight, bias, scale = layer_arrays(graph, plan, node)
-        decisions[node.name] = round_layer(node, weight, bias, scale, patches[node.name],
+        weight, bias, params = layer_arrays(graph, plan, node)
+        decisions[node.name] = round_layer(node, weight, bias, params, patches[node.name],
                                            layer_output_range(plan, node), config)
         if progress:
             progress(1)

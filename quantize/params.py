@@ -44,7 +44,8 @@ def weight_params(weight: np.ndarray, axis: int | None) -> QuantParams:
     return QuantParams(scales, np.zeros(scales.size, np.int64), axis=axis or 0)
 
 
-def _broadcast(values: np.ndarray, ndim: int, axis: int | None) -> np.ndarray:
+def broadcast_scale(values: np.ndarray, ndim: int, axis: int | None) -> np.ndarray:
+    """Per-channel values shaped to broadcast along `axis` of an ndim tensor (a scalar when per tensor)."""
     if axis is None or values.size == 1:
         return values.reshape(())
     shape = [1] * ndim
@@ -55,13 +56,13 @@ def _broadcast(values: np.ndarray, ndim: int, axis: int | None) -> np.ndarray:
 def quantize_weight(weight: np.ndarray, params: QuantParams, axis: int | None,
                     round_up: np.ndarray | None = None) -> np.ndarray:
     """int8 weights; `round_up` (bool, weight-shaped) overrides nearest rounding (AdaRound)."""
-    scaled = weight / _broadcast(params.scale.astype(np.float64), weight.ndim, axis)
+    scaled = weight / broadcast_scale(params.scale.astype(np.float64), weight.ndim, axis)
     q = np.floor(scaled) + round_up if round_up is not None else np.round(scaled)
     return np.clip(q, -WEIGHT_MAX, WEIGHT_MAX).astype(np.int8)
 
 
 def dequantize_weight(q: np.ndarray, params: QuantParams, axis: int | None) -> np.ndarray:
-    return (q.astype(np.float32) * _broadcast(params.scale, q.ndim, axis)).astype(np.float32)
+    return (q.astype(np.float32) * broadcast_scale(params.scale, q.ndim, axis)).astype(np.float32)
 
 
 BIAS_LIMIT = 2 ** 30  # |bias| in int32 units, with headroom for the accumulator it is added to

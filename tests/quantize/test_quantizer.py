@@ -97,11 +97,11 @@ def test_adaround_lowers_the_layer_output_error_on_held_out_images(digits_set):
     depthwise = next(n for n in graph.nodes if n.op == "depthwise_conv2d")
     classifier = next(n for n in graph.nodes if n.op == "fully_connected")
     for node in (stem, depthwise, pointwise, classifier):
-        weight, bias, scale = layer_arrays(graph, plan, node)
+        weight, bias, params = layer_arrays(graph, plan, node)
         span = layer_output_range(plan, node)
-        round_up = round_layer(node, weight, bias, scale, fit[node.name], span, config)
-        nearest = reconstruction_error(node, weight, bias, scale, held_out[node.name], span, None)
-        learnt = reconstruction_error(node, weight, bias, scale, held_out[node.name], span, round_up)
+        round_up = round_layer(node, weight, bias, params, fit[node.name], span, config)
+        nearest = reconstruction_error(node, weight, bias, params, held_out[node.name], span, None)
+        learnt = reconstruction_error(node, weight, bias, params, held_out[node.name], span, round_up)
         assert learnt < 0.9 * nearest, node.name
 
 
