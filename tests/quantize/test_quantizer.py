@@ -173,6 +173,8 @@ def test_recipe_fields_are_validated():
         Recipe(method="fancy")
     with pytest.raises(ConfigError, match="unknown recipe keys"):
         Recipe.from_dict({"methd": "mse"})
+    with pytest.raises(ConfigError, match="adaround_iterations must be >= 1"):
+        Recipe(adaround_iterations=0)
     with pytest.raises(ConfigError, match="no recipe 'nope'"):
         Recipe.load("nope")
     assert dataclasses.asdict(Recipe.load("minmax_baseline"))["method"] == "minmax"
