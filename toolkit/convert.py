@@ -208,8 +208,25 @@ def _build_mslite(job: Job, precision: Precision) -> tuple[Path, ModelCard]:
     return path, load_card(path)
 
 
+def _build_qdq_onnx(job: Job, precision: Precision) -> tuple[Path, ModelCard]:
+    """Our int8 plan (the one the int8 .tflite holds) as a QDQ ONNX: float32 NCHW in, float32 logits out."""
+    from converters.onnx_import import import_onnx
+    from converters.onnx_qdq import write_qdq_onnx
+    from converters.passes import lower_for_tflite
+
+    if "tflite" not in job.lowered:
+        job.lowered["tflite"] = lower_for_tflite(import_onnx(job.onnx, job.card))
+    graph = _quantize(job, job.lowered["tflite"])
+    card = _output_card(graph, job.card, "onnx", precision.name).replace(input_layout="NCHW")
+    path = job.work / f"{job.card.stem}.{precision.name}.onnx"
+    path.write_bytes(write_qdq_onnx(graph, description=f"mnv1-tk {card.stem} QDQ int8"))
+    return path, card
+
+
 TARGETS: dict[str, Target] = {
     "tflite": Target("tflite", ".tflite", _build_tflite, ("fp32", "fp16", "int8")),
+    # The float32 ONNX is the source itself; this target writes our int8 plan as QDQ.
+    "onnx": Target("onnx", ".onnx", _build_qdq_onnx, ("int8",)),
     # MindSpore Lite runs float32 models in fp16 on the phone itself (its enable_float16 option).
     "mslite": Target("mslite", ".ms", _build_mslite, ("fp32", "int8")),
 }
@@ -519,7 +536,13 @@ def _check_quant_options(options: ConvertOptions, targets: list[Target], precisi
         if (q.method or "max_min") not in METHODS:
             raise ConfigError(f"--method {q.method} is not a MindSpore Lite PTQ method", f"use one of: {', '.join(METHODS)}")
     else:
-        _recipe(q)  # raises ConfigError for a bad recipe or field
+        recipe = _recipe(q)  # raises ConfigError for a bad recipe or field
+        if recipe.io == "int8" and any(t.name in FLOAT_IO_TARGETS for t in targets):
+            raise ConfigError("--io int8 is not available for ONNX outputs (they take float32 NCHW input)",
+                              "drop --io int8, or convert to tflite only")
+
+
+FLOAT_IO_TARGETS = ("onnx",)
 
 
 # ---- command line ---------------------------------------------------------------------------------
