@@ -14,6 +14,8 @@ import numpy as np
 
 from converters.mslite.backends import Backend, ConvertJob
 from converters.mslite.config import METHODS, full_quant_config, render_config, write_calibration_bins
+from converters.mslite.provision import ensure_mslite
+from converters.mslite.smoke import onnxruntime_logits
 from toolkit.card import InputQuant, ModelCard, save_card
 from toolkit.errors import AtolError, BackendError, CalibrationError, ConfigError, ModelCardError, ModelFileError
 from toolkit.fsutil import ensure_writable_dir
@@ -48,8 +50,6 @@ def convert_to_ms(source: str | Path, out: str | Path, *, fmk: str = "onnx", con
         raise ConfigError(f"unknown input format '{input_format}'", "use NCHW, NHWC or None")
     ensure_writable_dir(out.parent)
     if backend is None:
-        from converters.mslite.install import ensure_mslite
-
         backend = ensure_mslite()
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as work:
         work = Path(work)
@@ -117,8 +117,6 @@ def _layout_of(shape: tuple[int, ...], size: int, where: Path) -> str:
 
 def verify_ms(path: Path, card: ModelCard, backend: Backend, onnx_reference: Path | None = None) -> ModelCard:
     """Load `path`, check it against `card`, compare fp32 output with ONNX Runtime; returns the `.ms` card."""
-    from converters.mslite.smoke import onnxruntime_logits
-
     with backend.open(path) as session:
         spec = session.inputs[0]
         layout = _layout_of(spec.shape, card.image_size, path)
@@ -157,8 +155,6 @@ def write_mslite(source: str | Path, out_dir: str | Path, card: ModelCard, *, pr
     precision="int8", quantizer="mslite": MindSpore Lite's own full-quant PTQ of the ONNX export,
         calibrated on `calib_images` (preprocessed float32 NCHW) with `method` (max_min | kl | removal_outlier).
     """
-    from converters.mslite.install import ensure_mslite
-
     source = Path(source)
     fmk = _check_request(source, card, precision, quantizer, method, calib_images)
     if not source.is_file():

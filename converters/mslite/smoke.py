@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from converters.mslite.backends import Backend, ConvertJob, write_benchmark_data
+from converters.mslite.config import full_quant_config, render_config, write_calibration_bins
 from toolkit.errors import BackendError
 
 SIZE, CLASSES = 16, 4
@@ -51,19 +53,29 @@ def onnxruntime_logits(path: Path, batch: np.ndarray) -> np.ndarray:
     return np.concatenate([session.run(None, {name: image[None]})[0] for image in batch])
 
 
-def smoke_test(backend) -> str:
-    """Raises BackendError unless `backend` converts and runs both models correctly; returns a summary."""
-    from converters.mslite.backends import write_benchmark_data
-    from converters.mslite.config import full_quant_config, write_calibration_bins
-    from converters.mslite.convert import convert_to_ms
+def _convert(backend: Backend, source: Path, prefix: Path, config: dict | None = None) -> Path:
+    """One converter run on the backend itself (below `convert.convert_to_ms`, which needs a ready backend)."""
+    config_path = None
+    if config:
+        config_path = prefix.with_suffix(".cfg")
+        config_path.write_text(render_config(config))
+    job = ConvertJob("onnx", source, prefix, config_path, "NCHW")
+    backend.convert(job)
+    if not job.output.is_file():
+        raise BackendError(f"MindSpore Lite smoke test: the converter wrote no {job.output.name}",
+                           "report this with `mnv1-tk --debug setup mslite` output")
+    return job.output
 
+
+def smoke_test(backend: Backend) -> str:
+    """Raises BackendError unless `backend` converts and runs both models correctly; returns a summary."""
     with tempfile.TemporaryDirectory(prefix="mnv1tk-mslite-smoke-") as work:
         work = Path(work)
         source = tiny_onnx(work / "smoke.onnx")
         images = np.random.RandomState(1).uniform(-2, 2, (8, 3, SIZE, SIZE)).astype(np.float32)
         reference = onnxruntime_logits(source, images)
 
-        fp32 = convert_to_ms(source, work / "smoke.fp32.ms", fmk="onnx", input_format="NCHW", backend=backend)
+        fp32 = _convert(backend, source, work / "smoke.fp32")
         with backend.open(fp32) as session:
             error = float(np.abs(session.run(images) - reference).max())
             output_name = session.outputs[0].name
@@ -73,8 +85,7 @@ def smoke_test(backend) -> str:
 
         count = write_calibration_bins(images, work / "calibration")
         config = full_quant_config("input", work / "calibration", count, "max_min")
-        int8 = convert_to_ms(source, work / "smoke.int8.ms", fmk="onnx", config=config, input_format="NCHW",
-                             backend=backend)
+        int8 = _convert(backend, source, work / "smoke.int8", config)
         with backend.open(int8) as session:
             int8_error = float(np.abs(session.run(images) - reference).max())
         if not int8_error <= INT8_ATOL:

@@ -22,6 +22,6 @@ def mslite(cache, force, as_json):
 
     With MSLITE_HOME pointing at an official MindSpore Lite package, checks and uses that instead.
     """
-    from converters.mslite.install import setup_command
+    from converters.mslite.provision import setup_command
 
     setup_command(cache, force=force, as_json=as_json)

@@ -37,7 +37,7 @@ class MSLitePredictor(Predictor):
 
     @classmethod
     def load(cls, path: str | Path, card: ModelCard | None = None, num_threads: int = 2) -> "MSLitePredictor":
-        from converters.mslite.install import ensure_mslite
+        from converters.mslite import ensure_mslite
 
         path = Path(path)
         card = card or load_card(path)
