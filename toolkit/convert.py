@@ -67,6 +67,7 @@ class ConvertOptions:
     num_eval: int = 32
     check: bool = True
     quantization: QuantOptions = field(default_factory=QuantOptions)
+    soc: str | tuple[str, ...] = ()  # --to qnn: Snapdragon SoCs to compile for (converters.qnn.SOC_MODELS)
 
 
 @dataclass
@@ -208,25 +209,57 @@ def _build_mslite(job: Job, precision: Precision) -> tuple[Path, ModelCard]:
     return path, load_card(path)
 
 
-def _build_qdq_onnx(job: Job, precision: Precision) -> tuple[Path, ModelCard]:
-    """Our int8 plan (the one the int8 .tflite holds) as a QDQ ONNX: float32 NCHW in, float32 logits out."""
+def _int8_graph(job: Job):
+    """Our int8 graph of the source: the plan every int8 writer shares."""
     from converters.onnx_import import import_onnx
-    from converters.onnx_qdq import write_qdq_onnx
     from converters.passes import lower_for_tflite
 
     if "tflite" not in job.lowered:
         job.lowered["tflite"] = lower_for_tflite(import_onnx(job.onnx, job.card))
-    graph = _quantize(job, job.lowered["tflite"])
+    return _quantize(job, job.lowered["tflite"])
+
+
+def _build_qdq_onnx(job: Job, precision: Precision) -> tuple[Path, ModelCard]:
+    """Our int8 plan (the one the int8 .tflite holds) as a QDQ ONNX: float32 NCHW in, float32 logits out."""
+    from converters.onnx_qdq import write_qdq_onnx
+
+    graph = _int8_graph(job)
     card = _output_card(graph, job.card, "onnx", precision.name).replace(input_layout="NCHW")
     path = job.work / f"{job.card.stem}.{precision.name}.onnx"
     path.write_bytes(write_qdq_onnx(graph, description=f"mnv1-tk {card.stem} QDQ int8"))
     return path, card
 
 
+def _build_qnn(job: Job, precision: Precision, soc: str) -> tuple[Path, ModelCard]:
+    """The QDQ int8 ONNX (batch 1) compiled for `soc`'s HTP: an EPContext ONNX with the context binary embedded."""
+    from converters.onnx_qdq import write_qdq_onnx
+    from converters.qnn import compile_epcontext, ensure_qnn
+    from converters.qnn.install import QAIRT_VERSION
+
+    graph = _int8_graph(job)
+    path = job.work / f"{job.card.stem}.{precision.name}.{soc}.onnx"
+    compiled = compile_epcontext(write_qdq_onnx(graph, batch=1), path, soc, ensure_qnn(), what=job.card.stem)
+    card = _output_card(graph, job.card, "qnn", precision.name).replace(input_layout="NCHW")
+    qnn = {"soc": soc, "soc_model": compiled.soc_model, "qairt": QAIRT_VERSION,
+           "context_bytes": compiled.context_bytes, "compile_seconds": round(compiled.seconds, 3)}
+    return path, card.replace(extra=dict(card.extra, qnn=qnn))
+
+
+def _qnn_targets(socs: str | tuple[str, ...]) -> list[Target]:
+    """`--to qnn` is one target per SoC."""
+    from functools import partial
+
+    from converters.qnn import parse_socs
+
+    return [Target(f"qnn-{soc}", ".onnx", partial(_build_qnn, soc=soc), ("int8",)) for soc in parse_socs(socs)]
+
+
 TARGETS: dict[str, Target] = {
     "tflite": Target("tflite", ".tflite", _build_tflite, ("fp32", "fp16", "int8")),
     # The float32 ONNX is the source itself; this target writes our int8 plan as QDQ.
     "onnx": Target("onnx", ".onnx", _build_qdq_onnx, ("int8",)),
+    # Expanded into one target per --soc by _qnn_targets.
+    "qnn": Target("qnn", ".onnx", _build_qnn, ("int8",)),
     # MindSpore Lite runs float32 models in fp16 on the phone itself (its enable_float16 option).
     "mslite": Target("mslite", ".ms", _build_mslite, ("fp32", "int8")),
 }
@@ -500,6 +533,13 @@ def convert(source: str | Path, options: ConvertOptions = ConvertOptions(),
         if len(unsupported) == len(precisions):
             raise ConfigError(f"{target.name} output has no {', '.join(unsupported)} precision",
                               f"use --quant {' or '.join(target.precisions)} with --to {target.name}")
+    if any(t.name == "qnn" for t in targets):
+        from converters.qnn import ensure_qnn
+
+        targets = [u for t in targets for u in (_qnn_targets(options.soc) if t.name == "qnn" else [t])]
+        ensure_qnn()  # before any work: `mnv1-tk setup qnn` first
+    elif options.soc:
+        raise ConfigError("--soc applies to --to qnn", "add qnn to --to, or drop --soc")
     _check_quant_options(options, targets, precisions)
     options = ConvertOptions(**{**options.__dict__, "width": parse_width(options.width)})
     source = Path(source)
@@ -537,12 +577,12 @@ def _check_quant_options(options: ConvertOptions, targets: list[Target], precisi
             raise ConfigError(f"--method {q.method} is not a MindSpore Lite PTQ method", f"use one of: {', '.join(METHODS)}")
     else:
         recipe = _recipe(q)  # raises ConfigError for a bad recipe or field
-        if recipe.io == "int8" and any(t.name in FLOAT_IO_TARGETS for t in targets):
+        if recipe.io == "int8" and any(t.name.split("-")[0] in FLOAT_IO_TARGETS for t in targets):
             raise ConfigError("--io int8 is not available for ONNX outputs (they take float32 NCHW input)",
                               "drop --io int8, or convert to tflite only")
 
 
-FLOAT_IO_TARGETS = ("onnx",)
+FLOAT_IO_TARGETS = ("onnx", "qnn")
 
 
 # ---- command line ---------------------------------------------------------------------------------
@@ -587,7 +627,8 @@ def sensitivity_table(rows):
 def convert_command(source: Path, *, to: str = "tflite", quant: str = "none", width: str | None = None,
                     image_size: int | None = None, out_dir: Path | None = None, data: str | None = None,
                     data_dir: str | None = None, num_eval: int = 32, check: bool = True,
-                    quantization: QuantOptions = QuantOptions(), as_json: bool = False) -> list[ConversionResult]:
+                    quantization: QuantOptions = QuantOptions(), soc: str = "",
+                    as_json: bool = False) -> list[ConversionResult]:
     """`mnv1-tk convert`: convert() with a progress line on stderr, then a table (or JSON) on stdout."""
     import json
     import sys
@@ -599,7 +640,7 @@ def convert_command(source: Path, *, to: str = "tflite", quant: str = "none", wi
         raise ConfigError(f"--num-eval {num_eval} must be at least 1", "pass --num-eval 32")
     options = ConvertOptions(to=to, quant=quant, width=width, image_size=image_size, out_dir=out_dir,
                              eval_data=DatasetSpec(data, data_dir) if data or data_dir else None,
-                             num_eval=num_eval, check=check, quantization=quantization)
+                             num_eval=num_eval, check=check, quantization=quantization, soc=soc or ())
     stderr = Console(stderr=True)
     reports = []
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=stderr,

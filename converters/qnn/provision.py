@@ -55,7 +55,7 @@ def ensure_qnn() -> Installation:
     install = Installation(default_cache())
     if not is_ready(install):
         raise BackendError(f"QNN is not set up in {install.root}",
-                           f"run `mnv1-tk setup qnn` once (downloads the onnxruntime-qnn {VERSION} wheel, ~100 MB)")
+                           f"run `mnv1-tk setup qnn` once; it downloads the onnxruntime-qnn {VERSION} wheel, ~100 MB")
     return install
 
 

@@ -10,7 +10,10 @@ from toolkit.convert import QuantOptions, convert_command
 
 @main.command()
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("--to", default="tflite", show_default=True, help="Output format(s), comma-separated: tflite, mslite.")
+@click.option("--to", default="tflite", show_default=True,
+              help="Output format(s), comma-separated: tflite, mslite, onnx (QDQ int8), qnn (int8 compiled for "
+                   "the Hexagon NPU of each --soc).")
+@click.option("--soc", default="", help="--to qnn: Snapdragon SoC(s), comma-separated, e.g. SM8650,SM8750.")
 @click.option("--quant", default="none", show_default=True,
               help="Precision(s), comma-separated: none (float32), fp16, int8.")
 @click.option("--width", default=None,
@@ -42,7 +45,7 @@ from toolkit.convert import QuantOptions, convert_command
 @click.option("--fallback-layers", type=int, default=None, help="How many layers --fallback float keeps.")
 @click.option("--report", is_flag=True, help="Per-layer int8 sensitivity table and a PNG chart.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def convert(source, to, quant, width, image_size, out_dir, data, data_dir, num_eval, no_check, calib, calib_size,
+def convert(source, to, soc, quant, width, image_size, out_dir, data, data_dir, num_eval, no_check, calib, calib_size,
             quantizer, recipe, method, cle, bias_correction, adaround, io, fallback, fallback_layers, report, as_json):
     """Convert SOURCE (.ckpt, .onnx, or a checkpoint directory) to phone formats and check each output.
 
@@ -52,10 +55,11 @@ def convert(source, to, quant, width, image_size, out_dir, data, data_dir, num_e
       mnv1-tk convert model.onnx --quant int8 --calib digits --report
       mnv1-tk convert model.onnx --to tflite,mslite --quant none,int8 --calib photos/ --io int8
       mnv1-tk convert model.onnx --to mslite --quant int8 --quantizer mslite --method kl --calib photos/
+      mnv1-tk convert model.onnx --to onnx,qnn --quant int8 --calib digits --soc SM8650,SM8750
     """
     quantization = QuantOptions(calib=calib, calib_size=calib_size, quantizer=quantizer, recipe=recipe, method=method,
                                 cle=cle, bias_correction=bias_correction, adaround=adaround, io=io, fallback=fallback,
                                 fallback_layers=fallback_layers, report=report)
     convert_command(source, to=to, quant=quant, width=width, image_size=image_size, out_dir=out_dir, data=data,
                     data_dir=data_dir, num_eval=num_eval, check=not no_check, quantization=quantization,
-                    as_json=as_json)
+                    soc=soc, as_json=as_json)

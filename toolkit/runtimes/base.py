@@ -41,6 +41,12 @@ class Predictor(ABC):
         self.card = card
 
     @classmethod
+    def accepts(cls, path: Path) -> bool:
+        """Whether this runtime opens `path`, among the runtimes registered for its suffix (the latest
+        registered asks first); e.g. a compiled EPContext `.onnx` goes to the QNN runtime."""
+        return True
+
+    @classmethod
     @abstractmethod
     def load(cls, path: str | Path, card: ModelCard | None = None, **options) -> "Predictor":
         """Open `path`; `card` defaults to the model card next to it."""
@@ -75,12 +81,12 @@ class Predictor(ABC):
         return np.ascontiguousarray(x.astype(spec.dtype))
 
 
-_RUNTIMES: dict[str, type[Predictor]] = {}
+_RUNTIMES: dict[str, list[type[Predictor]]] = {}
 
 
 def register_runtime(cls: type[Predictor]) -> type[Predictor]:
     for suffix in cls.suffixes:
-        _RUNTIMES[suffix] = cls
+        _RUNTIMES.setdefault(suffix, []).insert(0, cls)
     return cls
 
 
@@ -92,7 +98,7 @@ def runtime_for(path: str | Path) -> type[Predictor]:
     if suffix not in _RUNTIMES:
         raise ModelFileError(f"{path}: unknown model type '{suffix}'",
                              f"use one of: {', '.join(sorted(_RUNTIMES))}")
-    return _RUNTIMES[suffix]
+    return next(cls for cls in _RUNTIMES[suffix] if cls.accepts(Path(path)))
 
 
 def load_predictor(path: str | Path, card: ModelCard | None = None, **options) -> Predictor:
