@@ -22,4 +22,6 @@ echo "== python venv in $VENV"
 "$VENV/bin/python" -c "import mindspore, ai_edge_litert, onnxruntime, tensorflow_lite_support.metadata" 
 echo "== MindSpore Lite 2.0 (wheel from PyPI -> libraries + C++ shim in the user cache)"
 "$VENV/bin/mnv1-tk" setup mslite
+echo "== QNN (onnxruntime-qnn wheel from PyPI -> QNN EP + x86_64 HTP emulator in the user cache)"
+"$VENV/bin/mnv1-tk" setup qnn
 echo "== done: $("$VENV/bin/python" -c 'import mindspore, numpy; print("mindspore", mindspore.__version__, "numpy", numpy.__version__)' 2>/dev/null)"
