@@ -68,6 +68,7 @@ class ConvertOptions:
     check: bool = True
     quantization: QuantOptions = field(default_factory=QuantOptions)
     soc: str | tuple[str, ...] = ()  # --to qnn: Snapdragon SoCs to compile for (converters.qnn.SOC_MODELS)
+    npu: str | None = None  # --to tflite: also compile the int8 .tflite with LiteRT's AOT compiler, "qualcomm:SM8650"
 
 
 @dataclass
@@ -133,6 +134,7 @@ class Target:
     suffix: str
     build: Callable  # (Job, Precision) -> (Path, ModelCard)
     precisions: tuple[str, ...]  # the precisions it can write
+    runs_on_host: bool = True  # False: checked by its compiler only (an NPU-only .tflite)
 
 
 def _output_card(graph, card: ModelCard, target: str, precision: str) -> ModelCard:
@@ -243,6 +245,32 @@ def _build_qnn(job: Job, precision: Precision, soc: str) -> tuple[Path, ModelCar
     qnn = {"soc": soc, "soc_model": compiled.soc_model, "qairt": QAIRT_VERSION,
            "context_bytes": compiled.context_bytes, "compile_seconds": round(compiled.seconds, 3)}
     return path, card.replace(extra=dict(card.extra, qnn=qnn))
+
+
+def _build_tflite_npu(job: Job, precision: Precision, soc: str, qairt: Path) -> tuple[Path, ModelCard]:
+    """Our int8 .tflite compiled ahead of time by LiteRT for `soc` (one DISPATCH_OP holding a QNN context binary)."""
+    from converters.qnn.aot import compile_tflite
+
+    if job.int8_tflite is None:
+        _build_tflite(job, precision)
+    card = load_card(job.int8_tflite) if Path(f"{job.int8_tflite}.json").is_file() else \
+        _output_card(job.quantized.graph, job.card, "tflite", precision.name)
+    path = compile_tflite(job.int8_tflite, job.work / f"{job.card.stem}.{precision.name}.{soc}.tflite", soc, qairt)
+    return path, card.replace(extra=dict(card.extra, npu={"vendor": "qualcomm", "soc": soc}))
+
+
+def _npu_targets(npu: str, targets: list[Target], precisions: list[Precision]) -> list[Target]:
+    """`--npu qualcomm:SOC` adds LiteRT's AOT-compiled .tflite; QAIRT is looked for before any work."""
+    from functools import partial
+
+    from converters.qnn.aot import find_qairt, parse_npu
+
+    soc = parse_npu(npu)
+    if [t.name for t in targets] != ["tflite"] or [p.name for p in precisions] != ["int8"]:
+        raise ConfigError("--npu compiles our int8 .tflite for the NPU", "use it with --to tflite --quant int8")
+    qairt = find_qairt()
+    return [Target(f"tflite-npu-{soc}", ".tflite", partial(_build_tflite_npu, soc=soc, qairt=qairt), ("int8",),
+                   runs_on_host=False)]
 
 
 def _qnn_targets(socs: str | tuple[str, ...]) -> list[Target]:
@@ -458,12 +486,15 @@ def _convert_source(src: _Source, targets: list[Target], precisions: list[Precis
                 built, out_card = target.build(job, precision)
                 out_card = out_card.replace(source=src.path.name)  # the file the user converted
                 seconds = time.perf_counter() - start
-                with load_predictor(built, card=out_card) as predictor:
-                    output = predictor.run(images)
-                diff, agreement = compare(reference, output)
-                sqnr = sqnr_db(reference, output)
                 path = out_dir / built.name
-                passed = precision.passes(diff, sqnr, reference)
+                if target.runs_on_host:
+                    with load_predictor(built, card=out_card) as predictor:
+                        output = predictor.run(images)
+                    diff, agreement = compare(reference, output)
+                    sqnr = sqnr_db(reference, output)
+                    passed = precision.passes(diff, sqnr, reference)
+                else:  # only the phone's NPU runs it
+                    output, diff, agreement, sqnr, passed = None, float("nan"), float("nan"), float("nan"), True
                 if options.check and not passed:
                     raise AtolError(f"{path.name} differs from {src.path.name} by {diff:.3g} (max abs logit), "
                                     f"{sqnr:.1f} dB logits SQNR, beyond the {precision.name} gate; nothing written",
@@ -476,8 +507,8 @@ def _convert_source(src: _Source, targets: list[Target], precisions: list[Precis
                 results.append(ConversionResult(
                     card.model, card.width, card.image_size, target.name, precision.name, path, src.path,
                     size / 1e6, diff, sqnr, agreement, len(images), seconds, src.export_seconds, passed,
-                    topk_accuracy(output, labels, 1) if labelled else None,
-                    topk_accuracy(output, labels, 5) if labelled else None,
+                    topk_accuracy(output, labels, 1) if labelled and output is not None else None,
+                    topk_accuracy(output, labels, 5) if labelled and output is not None else None,
                     topk_accuracy(reference, labels, 1) if labelled else None))
         if job.quantized is not None and options.quantization.report:
             step(f"{card.stem}: per-layer sensitivity")
@@ -540,6 +571,8 @@ def convert(source: str | Path, options: ConvertOptions = ConvertOptions(),
         ensure_qnn()  # before any work: `mnv1-tk setup qnn` first
     elif options.soc:
         raise ConfigError("--soc applies to --to qnn", "add qnn to --to, or drop --soc")
+    if options.npu:
+        targets = targets + _npu_targets(options.npu, targets, precisions)
     _check_quant_options(options, targets, precisions)
     options = ConvertOptions(**{**options.__dict__, "width": parse_width(options.width)})
     source = Path(source)
@@ -602,7 +635,7 @@ def results_table(results: list[ConversionResult]):
                "exact" if r.sqnr_db == float("inf") else f"{r.sqnr_db:.1f}", f"{100 * r.top1_agreement:.1f}%",
                f"{r.convert_seconds:.2f}"]
         if labelled:
-            row += [f"{100 * r.top1:.1f}%", f"{100 * r.top5:.1f}%"]
+            row += [f"{100 * r.top1:.1f}%", f"{100 * r.top5:.1f}%"] if r.top1 is not None else ["NPU only"] * 2
         table.add_row(*row)
     if results:
         table.caption = f"vs the source on {results[0].num_eval} eval images"
@@ -627,7 +660,7 @@ def sensitivity_table(rows):
 def convert_command(source: Path, *, to: str = "tflite", quant: str = "none", width: str | None = None,
                     image_size: int | None = None, out_dir: Path | None = None, data: str | None = None,
                     data_dir: str | None = None, num_eval: int = 32, check: bool = True,
-                    quantization: QuantOptions = QuantOptions(), soc: str = "",
+                    quantization: QuantOptions = QuantOptions(), soc: str = "", npu: str | None = None,
                     as_json: bool = False) -> list[ConversionResult]:
     """`mnv1-tk convert`: convert() with a progress line on stderr, then a table (or JSON) on stdout."""
     import json
@@ -640,7 +673,8 @@ def convert_command(source: Path, *, to: str = "tflite", quant: str = "none", wi
         raise ConfigError(f"--num-eval {num_eval} must be at least 1", "pass --num-eval 32")
     options = ConvertOptions(to=to, quant=quant, width=width, image_size=image_size, out_dir=out_dir,
                              eval_data=DatasetSpec(data, data_dir) if data or data_dir else None,
-                             num_eval=num_eval, check=check, quantization=quantization, soc=soc or ())
+                             num_eval=num_eval, check=check, quantization=quantization, soc=soc or (),
+                             npu=npu)
     stderr = Console(stderr=True)
     reports = []
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=stderr,

@@ -92,6 +92,9 @@ def test_bad_input_is_one_line(trained_digits, tmp_path, monkeypatch):
                           "qnn output has no fp32 precision", "--quant int8")
     assert_one_line_error(invoke("convert", source, "--to", "qnn", "--quant", "int8", "--calib", "digits",
                                  "--out", tmp_path), "--soc")
+    monkeypatch.setenv("QAIRT_ROOT", str(tmp_path / "no-qairt-here"))  # LiteRT's AOT route needs a real QAIRT
+    assert_one_line_error(invoke("convert", source, "--to", "tflite", "--quant", "int8", "--calib", "digits",
+                                 "--npu", "qualcomm:SM8650", "--out", tmp_path), "needs QAIRT", "QAIRT_ROOT")
     monkeypatch.setenv("MNV1TK_QNN_DIR", str(tmp_path / "no-qnn-here"))
     assert_one_line_error(invoke("convert", source, "--to", "qnn", "--soc", "SM8650", "--quant", "int8",
                                  "--calib", "digits", "--out", tmp_path), "QNN is not set up", "mnv1-tk setup qnn")

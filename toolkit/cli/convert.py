@@ -14,6 +14,8 @@ from toolkit.convert import QuantOptions, convert_command
               help="Output format(s), comma-separated: tflite, mslite, onnx (QDQ int8), qnn (int8 compiled for "
                    "the Hexagon NPU of each --soc).")
 @click.option("--soc", default="", help="--to qnn: Snapdragon SoC(s), comma-separated, e.g. SM8650,SM8750.")
+@click.option("--npu", default=None, help="--to tflite --quant int8: also compile the .tflite for an NPU with "
+                                          "LiteRT's AOT compiler, e.g. qualcomm:SM8650 (needs QAIRT).")
 @click.option("--quant", default="none", show_default=True,
               help="Precision(s), comma-separated: none (float32), fp16, int8.")
 @click.option("--width", default=None,
@@ -45,7 +47,7 @@ from toolkit.convert import QuantOptions, convert_command
 @click.option("--fallback-layers", type=int, default=None, help="How many layers --fallback float keeps.")
 @click.option("--report", is_flag=True, help="Per-layer int8 sensitivity table and a PNG chart.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def convert(source, to, soc, quant, width, image_size, out_dir, data, data_dir, num_eval, no_check, calib, calib_size,
+def convert(source, to, soc, npu, quant, width, image_size, out_dir, data, data_dir, num_eval, no_check, calib, calib_size,
             quantizer, recipe, method, cle, bias_correction, adaround, io, fallback, fallback_layers, report, as_json):
     """Convert SOURCE (.ckpt, .onnx, or a checkpoint directory) to phone formats and check each output.
 
@@ -62,4 +64,4 @@ def convert(source, to, soc, quant, width, image_size, out_dir, data, data_dir, 
                                 fallback_layers=fallback_layers, report=report)
     convert_command(source, to=to, quant=quant, width=width, image_size=image_size, out_dir=out_dir, data=data,
                     data_dir=data_dir, num_eval=num_eval, check=not no_check, quantization=quantization,
-                    soc=soc, as_json=as_json)
+                    soc=soc, npu=npu, as_json=as_json)
