@@ -5,7 +5,9 @@ tests/models.py) and per SoC: compile seconds, context binary size, and the emul
 against our integer reference executor (which LiteRT matches bit for bit): max LSB and share of
 differing logits, with ONNX Runtime's CPU kernels on the same QDQ model beside it. On the trained
 digits model (32x32, `--digits-onnx`, else trained here with the shipped config): top-1 agreement
-of the emulator with the reference over the val split, and both top-1s.
+of the emulator with the reference over the val split, and both top-1s; and layer by layer (each
+int8 layer compiled alone and fed the reference's input), how far and how often the HTP's output
+differs from the reference, and how near to a rounding tie the exact result was where it does.
 
 Emulator seconds are host time of a simulator: they say nothing about phone latency.
 
@@ -80,6 +82,37 @@ def measure(name: str, qgraph, images: np.ndarray, socs: tuple[str, ...], work: 
     return rows
 
 
+def per_layer_rows(qgraph, images: np.ndarray, soc: str, work: Path) -> list[dict]:
+    """Each int8 layer alone on the emulator vs the reference, fed the reference's int8 input."""
+    from converters.onnx_qdq import write_qdq_onnx
+    from converters.qnn import compile_epcontext, ensure_qnn
+    from converters.qnn.session import htp_options, open_session
+    from quantize.reference import accumulate, requantize_params
+    from tests.npu.layers import dequantized, from_nchw, int8_layers, lsb, reference_tensors, single_layer, to_nchw
+
+    install = ensure_qnn()
+    x = images.transpose(0, 2, 3, 1).copy()
+    values = reference_tensors(qgraph, x)
+    rows = []
+    for node in int8_layers(qgraph):
+        model = write_qdq_onnx(single_layer(qgraph, node), batch=len(x))
+        compiled = compile_epcontext(model, work / "layer.onnx", soc, install, what=node.name)
+        session = open_session(compiled.path, htp_options(install), what=node.name)
+        fed = to_nchw(dequantized(qgraph, node.inputs[0], values[node.inputs[0]]))
+        npu = from_nchw(session.run(None, {"input": fed})[0])
+        diff = lsb(qgraph, node.outputs[0], npu, values[node.outputs[0]])
+        row = {"layer": node.name, "op": node.op, "max_lsb": int(diff.max()), "differ": float(np.mean(diff > 0))}
+        if node.op in ("conv2d", "depthwise_conv2d", "fully_connected") and diff.any():
+            multiplier = qgraph.tensors[node.inputs[0]].quant.scale[0].astype(np.float64) * \
+                qgraph.tensors[node.inputs[1]].quant.scale.astype(np.float64) / \
+                np.float64(qgraph.tensors[node.outputs[0]].quant.scale[0])
+            exact = accumulate(qgraph, node, values[node.inputs[0]]) * multiplier
+            distance = np.abs(exact - np.floor(exact) - 0.5)[diff > 0]  # from the tie, in LSB
+            row["max_distance_from_tie"] = float(distance.max())
+        rows.append(row)
+    return rows
+
+
 def zoo_rows(socs: tuple[str, ...], count: int, work: Path) -> list[dict]:
     import mindspore as ms
 
@@ -123,7 +156,23 @@ def digits_rows(socs: tuple[str, ...], onnx: Path | None, work: Path) -> list[di
     calib = np.concatenate([x for x, _ in eval_batches(card, DatasetSpec("digits"), "train", limit=200)])
     images, labels = (np.concatenate(v) for v in zip(*eval_batches(card, DatasetSpec("digits"), "val")))
     qgraph = _int8(lower_for_tflite(import_onnx(onnx, card)), calib)
-    return measure(f"{card.stem} (digits)", qgraph, images, socs, work, labels)
+    layers = per_layer_rows(qgraph, images[:8], socs[0], work)
+    return measure(f"{card.stem} (digits)", qgraph, images, socs, work, labels), layers
+
+
+def layer_table(rows: list[dict], soc: str):
+    from rich.table import Table
+
+    out = Table(title=f"each int8 layer alone on the {soc} emulator vs the reference (trained digits, 8 images)")
+    for column in ("op", "layers", "max LSB", "outputs differing", "max distance from a tie (LSB)"):
+        out.add_column(column, justify="left" if column == "op" else "right")
+    for op in dict.fromkeys(r["op"] for r in rows):
+        group = [r for r in rows if r["op"] == op]
+        distances = [r["max_distance_from_tie"] for r in group if "max_distance_from_tie" in r]
+        out.add_row(op, str(len(group)), str(max(r["max_lsb"] for r in group)),
+                    f"{100 * np.mean([r['differ'] for r in group]):.2f}%",
+                    f"{max(distances):.3f}" if distances else "-")
+    return out
 
 
 def table(rows: list[dict]):
@@ -155,11 +204,14 @@ def main() -> None:
     args = parser.parse_args()
     socs = parse_socs(args.socs)
     with tempfile.TemporaryDirectory(prefix="mnv1tk-bench-npu-") as work:
-        rows = zoo_rows(socs, args.images, Path(work)) + digits_rows(socs, args.digits_onnx, Path(work))
+        rows = zoo_rows(socs, args.images, Path(work))
+        digits, layers = digits_rows(socs, args.digits_onnx, Path(work))
+    rows += digits
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "report.json").write_text(json.dumps(rows, indent=2))
+    (args.out / "report.json").write_text(json.dumps({"models": rows, "layers": layers}, indent=2))
     console = Console(record=True, width=160)
     console.print(table(rows))
+    console.print(layer_table(layers, socs[0]))
     (args.out / "table.txt").write_text(console.export_text())
 
 

@@ -140,4 +140,7 @@ def print_report(result: ValidationResult, as_json: bool = False) -> None:
         table.add_column(column, justify="right" if column != "runtime" else "left")
     table.add_row(result.runtime, str(result.count), f"{100 * result.top1:.2f}%", f"{100 * result.top5:.2f}%",
                   f"{result.seconds:.1f}")
+    from toolkit.runtimes.base import runtime_for
+
+    table.caption = getattr(runtime_for(result.model), "timing_note", None)  # e.g. an NPU emulator's seconds
     Console().print(table)
