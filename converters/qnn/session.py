@@ -1,8 +1,9 @@
 """ONNX Runtime sessions on the HTP: the QNN plugin EP registered once per process, CPU fallback disabled.
 
 The EP reports the nodes it cannot take on the native stderr only (`Unsupported nodes in QNN EP:
-{ name: ..., type: ... }`), so session creation runs with fd 2 captured and those names go into
-the error the user sees.
+{ name: ..., type: ... }`), so session creation runs with fds 1 and 2 captured and those names go
+into the error the user sees (the HTP library also prints a banner on stdout, which would spoil
+`--json` output).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -67,17 +69,21 @@ def htp_options(install: Installation, soc_model: int | None = None, *, context_
 
 
 @contextlib.contextmanager
-def native_stderr() -> Iterator[list[str]]:
-    """Capture what native code writes to fd 2; the lines are in the yielded list afterwards."""
+def native_output() -> Iterator[list[str]]:
+    """Capture what native code writes to fds 1 and 2; the lines are in the yielded list afterwards."""
     lines: list[str] = []
+    sys.stdout.flush()
+    sys.stderr.flush()
     with tempfile.TemporaryFile(mode="w+b") as sink:
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
+        saved = {fd: os.dup(fd) for fd in (1, 2)}
+        for fd in saved:
+            os.dup2(sink.fileno(), fd)
         try:
             yield lines
         finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
             sink.seek(0)
             lines += sink.read().decode(errors="replace").splitlines()
 
@@ -87,7 +93,7 @@ def open_session(model: bytes | Path, options, *, what: str):
     any other failure raises BackendError with onnxruntime's own first line."""
     import onnxruntime as ort
 
-    with native_stderr() as log:
+    with native_output() as log:
         try:
             return ort.InferenceSession(model if isinstance(model, bytes) else str(model), options)
         except Exception as exc:
