@@ -72,3 +72,48 @@ def test_every_width_agrees_with_litert_and_the_reference(zoo_onnx, width, capsy
         print(f"\nwidth {width}: ORT QDQ vs reference logits max {end_to_end.max()} LSB, "
               f"{np.mean(end_to_end > 0):.0%} differ; per layer max {max(worst.values())} LSB")
     assert sqnr_db(ours, onnxrt) > 25.0
+
+
+def _per_channel_fc_after_mean() -> tuple:
+    """An int8 graph in the plan's other forms: the global pool as MEAN (requantizing to its own
+    parameters) and FULLY_CONNECTED with one weight scale per output channel."""
+    from converters.ir import Graph, QuantParams
+    from quantize.params import bias_params, quantize_bias, quantize_weight, weight_params
+
+    rng = np.random.RandomState(7)
+    weight, bias = rng.randn(5, 8).astype(np.float32), rng.randn(5).astype(np.float32) * 0.1
+    x_q, mean_q, out_q = (QuantParams([s], [z]) for s, z in ((0.05, -10), (0.03, -5), (0.1, 3)))
+    w_q = weight_params(weight, 0)
+    b_q = bias_params(mean_q, w_q)
+    g = Graph("mean_fc", "NHWC")
+    g.add_tensor("x", (1, 4, 4, 8))
+    g.add_tensor("x_int8", (1, 4, 4, 8), "int8", quant=x_q)
+    g.add_tensor("pooled", (1, 8), "int8", quant=mean_q)
+    g.add_tensor("w", (5, 8), "int8", quantize_weight(weight, w_q, 0), w_q)
+    g.add_tensor("b", (5,), "int32", quantize_bias(bias, b_q), b_q)
+    g.add_tensor("logits_int8", (1, 5), "int8", quant=out_q)
+    g.add_tensor("logits", (1, 5))
+    g.add_node("quantize", "in", ["x"], ["x_int8"])
+    g.add_node("mean", "pool", ["x_int8"], ["pooled"], axes=(1, 2), keepdims=False)
+    g.add_node("fully_connected", "fc", ["pooled", "w", "b"], ["logits_int8"])
+    g.add_node("dequantize", "out", ["logits_int8"], ["logits"])
+    g.inputs, g.outputs = ["x"], ["logits"]
+    return g.verify(), weight, bias, (x_q, mean_q, out_q, w_q)
+
+
+def test_mean_pool_and_per_channel_fully_connected():
+    graph, weight, bias, (x_q, mean_q, out_q, w_q) = _per_channel_fc_after_mean()
+    model = onnx.load_from_string(write_qdq_onnx(graph))
+    weight_dq = next(n for n in model.graph.node if n.name == "fc_weight_dequantize")
+    assert {a.name: a.i for a in weight_dq.attribute} == {"axis": 0}
+    assert "GlobalAveragePool" in [n.op_type for n in model.graph.node]
+
+    x = np.random.RandomState(8).uniform(-5, 5, (6, 4, 4, 8)).astype(np.float32)
+    onnxrt = _ort(model.SerializeToString()).run(None, {"x": to_nchw(x)})[0]
+
+    def fake(v, q):  # quantize to q's grid, then back to float
+        return (np.clip(np.rint(v / q.scale[0]) + q.zero_point[0], -128, 127) - q.zero_point[0]) * q.scale[0]
+
+    w = np.round(weight / w_q.scale[:, None]).clip(-127, 127) * w_q.scale[:, None]
+    expected = fake(fake(fake(x, x_q).mean(axis=(1, 2)), mean_q) @ w.T + bias, out_q)
+    assert np.abs(onnxrt - expected).max() <= out_q.scale[0] * 1.001  # within 1 LSB
