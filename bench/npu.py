@@ -87,7 +87,7 @@ def per_layer_rows(qgraph, images: np.ndarray, soc: str, work: Path) -> list[dic
     from converters.onnx_qdq import write_qdq_onnx
     from converters.qnn import compile_epcontext, ensure_qnn
     from converters.qnn.session import htp_options, open_session
-    from quantize.reference import accumulate, requantize_params
+    from quantize.reference import accumulate
     from tests.npu.layers import dequantized, from_nchw, int8_layers, lsb, reference_tensors, single_layer, to_nchw
 
     install = ensure_qnn()
