@@ -5,8 +5,9 @@ HTP context binary, which ONNX Runtime with the QNN EP loads on the phone withou
 here the x86_64 HTP backend of the `onnxruntime-qnn` wheel emulates the NPU, so the compiled models
 run (slowly) on the host. The modules read top-down, each importing only those above it:
 `socs` (SoC names -> QNN soc_model ids) -> `install` (the wheel's libraries in the user cache,
-with `converters.native`) -> `session` (the EP registered in onnxruntime, HTP sessions) -> `smoke`
--> `provision` (setup_qnn, ensure_qnn) -> `compile` (QDQ ONNX -> EPContext ONNX).
+with `converters.native`) -> `session` (the EP registered in onnxruntime, HTP sessions) ->
+`compile` (QDQ ONNX -> EPContext ONNX) -> `smoke` -> `provision` (setup_qnn, ensure_qnn).
+`aot` is LiteRT's route to the same NPU (an AOT-compiled `.tflite`, when QAIRT is present).
 """
 
 from converters.qnn.compile import CompiledModel, compile_epcontext, is_epcontext
