@@ -321,11 +321,16 @@ def _image_input(model):
     return value
 
 
+# Ops exporters use to compute padding amounts and reshape targets from the input's shape.
+SHAPE_OPS = frozenset({"Shape", "Size", "Gather", "Slice", "Concat", "Cast", "ConstantOfShape", "Unsqueeze", "Squeeze",
+                       "Range", "Expand", "Transpose", "Div", "Mul", "Sub", "Max", "Min", "Neg", "Floor", "Ceil",
+                       "Equal", "Where", "Not"})
+
+
 def _needs_simplifying(model) -> bool:
-    """Ops outside the importer's set (shape subgraphs) or a batch dimension that is not fixed."""
+    """Shape subgraphs to fold, or a batch dimension that is not fixed."""
     batch = _image_input(model).type.tensor_type.shape.dim[0]
-    return batch.dim_value != 1 or any(n.op_type not in IMPORTERS and n.op_type != "Constant"
-                                       for n in model.graph.node)
+    return batch.dim_value != 1 or any(n.op_type in SHAPE_OPS for n in model.graph.node)
 
 
 def simplify_onnx(model):
