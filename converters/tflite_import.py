@@ -270,9 +270,30 @@ def tflite_facts(path) -> dict:
     def text(value):
         return value.decode() if isinstance(value, bytes) else value
 
-    return {"input_name": text(x.name), "input_layout": "NHWC", "input_dtype": input_dtype, "image_size": shape[1],
-            "num_classes": int(y.shape[-1]), "output_name": text(y.name), "width": stem / 32,
-            "precision": "int8" if quantized else "fp32"}
+    facts = {"input_name": text(x.name), "input_layout": "NHWC", "input_dtype": input_dtype, "image_size": shape[1],
+             "num_classes": int(y.shape[-1]), "output_name": text(y.name), "width": stem / 32,
+             "precision": "int8" if quantized else "fp32"}
+    return {**facts, **_metadata_facts(path, facts["num_classes"])}
+
+
+def _metadata_facts(path: Path, num_classes: int) -> dict:
+    """Normalisation (pixel units) and labels from the TFLite metadata, when the file carries them."""
+    from converters.tflite.metadata import read_metadata
+
+    try:
+        meta = read_metadata(path.read_bytes())
+        units = meta["subgraph_metadata"][0]["input_tensor_metadata"][0].get("process_units", [])
+    except (ModelFileError, KeyError, IndexError):
+        return {}
+    facts = {}
+    for unit in units:
+        options = unit.get("options", {})
+        if unit.get("options_type") == "NormalizationOptions" and len(options.get("mean", [])) == 3 \
+                and len(options.get("std", [])) == 3:
+            facts.update(mean=tuple(options["mean"]), std=tuple(options["std"]))
+    if len(meta.get("labels", [])) == num_classes:
+        facts["labels"] = tuple(meta["labels"])
+    return facts
 
 
 def import_tflite(path, card: ModelCard | None = None) -> Graph:

@@ -185,9 +185,10 @@ def infer_card(path: str | Path, *, width: float | None = None, image_size: int 
 
     Input name, layout, size and dtype, the number of classes and the width (the stem's 32 * width
     channels) come from the file (`.onnx`, `.tflite`; a `.ckpt` needs `image_size`, and its
-    `width` is read from the stem when not given). What a file cannot say comes from `overrides`
-    (CARD_OVERRIDES: mean, std, crop_pct, labels file, input_range; see `apply_overrides`), with
-    ImageNet's mean/std and crop_pct 0.875 by default.
+    `width` is read from the stem when not given); a `.tflite` with TFLite metadata also gives its
+    normalisation and labels. What a file cannot say comes from `overrides` (CARD_OVERRIDES: mean,
+    std, crop_pct, labels file, input_range; see `apply_overrides`), with ImageNet's mean/std and
+    crop_pct 0.875 by default.
     """
     from toolkit.errors import ModelFileError
 
@@ -213,7 +214,8 @@ def infer_card(path: str | Path, *, width: float | None = None, image_size: int 
     classes = facts["num_classes"]
     card = ModelCard(model=facts.get("model") or _model_stem(path, facts["image_size"]),
                      width=facts["width"], image_size=facts["image_size"], num_classes=classes,
-                     labels=tuple(str(i) for i in range(classes)), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
+                     labels=facts.get("labels") or tuple(str(i) for i in range(classes)),
+                     mean=facts.get("mean", (0.0, 0.0, 0.0)), std=facts.get("std", (1.0, 1.0, 1.0)),
                      activation=facts.get("activation", "relu6"), format=suffix.lstrip("."),
                      precision=facts.get("precision", "fp32"), input_name=facts["input_name"],
                      input_layout=facts["input_layout"], input_dtype=facts.get("input_dtype", "float32"),
@@ -222,7 +224,8 @@ def infer_card(path: str | Path, *, width: float | None = None, image_size: int 
     unknown = sorted(set(overrides) - set(CARD_OVERRIDES))
     if unknown:
         raise TypeError(f"infer_card got unknown overrides {unknown}")
-    overrides.setdefault("input_range", "0-1")
+    if "mean" not in facts or {"mean", "std", "input_range"} & set(overrides):
+        overrides.setdefault("input_range", "0-1")
     return apply_overrides(card, **overrides)
 
 

@@ -143,6 +143,9 @@ def test_cardless_float_tflite_quantizes(converted, tmp_path):
     assert output["sqnr_db"] >= 10 and output["source"].endswith("keras_mobilenet.tflite")
     card = load_card(output["path"])
     assert card.extra["card"] == "inferred" and card.num_classes == CLASSES and card.input_layout == "NHWC"
+    # the normalisation and labels the fp32 file carries in its TFLite metadata, not the defaults
+    assert np.allclose(card.mean, [127.5] * 3) and np.allclose(card.std, [63.75] * 3)
+    assert card.labels == tuple(f"class-{i}" for i in range(CLASSES))
     again = invoke("convert", output["path"], "--quant", "int8", *FAST_INT8, "--out", tmp_path / "again")
     assert_one_line_error(again, "already an integer-quantized .tflite", "keep it as it is")
     assert not (tmp_path / "again").exists()
