@@ -99,14 +99,18 @@ class _Context:
         t = self.tensor(op.outputs[0])
         return t.name.decode() if isinstance(t.name, bytes) else t.name
 
-    def emit(self, op, ir_op: str, inputs: list[int], extra_inputs: list[str] = (), **attrs) -> None:
-        out = op.outputs[0]
-        name = self.graph.unique_name(self.out_name(op) or f"tensor_{out}")
-        self.graph.add_tensor(name, ())
-        self.names[out] = name
-        node = self.graph.add_node(ir_op, self.out_name(op), [self.name(i) for i in inputs if i >= 0]
-                                   + list(extra_inputs), [name], **attrs)
-        check_node(self.graph, node)
+    def emit(self, op, ir_op: str, inputs: list[int], **attrs) -> None:
+        """One IR node for `op`, reading TFLite tensors `inputs` (-1: an absent optional input)."""
+        self.emit_node(ir_op, self.out_name(op), [self.name(i) for i in inputs if i >= 0], op.outputs[0], **attrs)
+
+    def emit_node(self, ir_op: str, name: str, inputs: list[str], output: int | None, **attrs) -> str:
+        """An IR node writing TFLite tensor `output` (None: a tensor of its own); returns its output's IR name."""
+        out = self.graph.unique_name(name or f"tensor_{output}")
+        self.graph.add_tensor(out, ())
+        if output is not None:
+            self.names[output] = out
+        check_node(self.graph, self.graph.add_node(ir_op, name, inputs, [out], **attrs))
+        return out
 
     def alias(self, op, source: int) -> None:
         self.names[op.outputs[0]] = self.name(source)
@@ -146,18 +150,12 @@ def import_depthwise_conv_2d(ctx: _Context, op) -> None:
 
 
 def import_fully_connected(ctx: _Context, op) -> None:
-    o = op.builtinOptions
-    x = op.inputs[0]
-    shape = tuple(int(d) for d in ctx.tensor(x).shape)
-    inputs = [ctx.name(i) for i in op.inputs[1:] if i >= 0]
+    x = ctx.name(op.inputs[0])
+    shape = ctx.graph.tensors[x].shape
     if len(shape) != 2:  # TFLite flattens the input itself; the IR says so with a reshape
-        flat = ctx.graph.add_tensor(ctx.graph.unique_name(f"{ctx.out_name(op)}/flatten"), ())
-        node = ctx.graph.add_node("reshape", flat.name, [ctx.name(x)], [flat.name],
-                                  shape=(1, int(np.prod(shape[1:]))))
-        check_node(ctx.graph, node)
-        ctx.names[-2] = flat.name
-        x = -2
-    ctx.emit(op, "fully_connected", [x], inputs, act=_activation(ctx, op, o))
+        x = ctx.emit_node("reshape", f"{ctx.out_name(op)}/flatten", [x], None, shape=(1, int(np.prod(shape[1:]))))
+    ctx.emit_node("fully_connected", ctx.out_name(op), [x] + [ctx.name(i) for i in op.inputs[1:] if i >= 0],
+                  op.outputs[0], act=_activation(ctx, op, op.builtinOptions))
 
 
 def import_average_pool_2d(ctx: _Context, op) -> None:
