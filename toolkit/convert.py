@@ -209,9 +209,6 @@ def _build_mslite(job: Job, precision: Precision) -> tuple[Path, ModelCard]:
 
     q = job.options.quantization
     work = job.work / "mslite"
-    if job.onnx.suffix.lower() == ".tflite" and (precision.name == "fp32" or q.quantizer == "mslite"):
-        raise ConfigError(f"--to mslite from a .tflite ({job.onnx.name}) only takes our int8 .tflite",
-                          "convert with --to mslite --quant int8, or from the model's ONNX")
     if precision.name == "fp32":
         path = write_mslite(job.onnx, work, job.card, precision="fp32")
     elif q.quantizer == "mslite":
@@ -520,6 +517,10 @@ def convert(source: str | Path, options: ConvertOptions = ConvertOptions(),
     _check_quant_options(options, targets, precisions)
     options = ConvertOptions(**{**options.__dict__, "width": parse_width(options.width)})
     source = Path(source)
+    if source.suffix.lower() == ".tflite" and any(t.name == "mslite" for t in targets) and \
+            (any(p.name == "fp32" for p in precisions) or options.quantization.quantizer == "mslite"):
+        raise ConfigError(f"--to mslite from a .tflite ({source.name}) is made from our int8 .tflite only",
+                          "pass --to mslite --quant int8 (our quantizer), or convert the model's ONNX")
     sources = _resolve_sources(source, options)
     out_dir = Path(options.out_dir or (source if source.is_dir() else source.parent))
     created = not out_dir.exists()

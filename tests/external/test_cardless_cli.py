@@ -146,6 +146,8 @@ def test_cardless_float_tflite_quantizes(converted, tmp_path):
     # the normalisation and labels the fp32 file carries in its TFLite metadata, not the defaults
     assert np.allclose(card.mean, [127.5] * 3) and np.allclose(card.std, [63.75] * 3)
     assert card.labels == tuple(f"class-{i}" for i in range(CLASSES))
+    to_mslite = invoke("convert", source, "--to", "mslite", "--out", tmp_path / "again")
+    assert_one_line_error(to_mslite, "is made from our int8 .tflite only", "--to mslite --quant int8")
     again = invoke("convert", output["path"], "--quant", "int8", *FAST_INT8, "--out", tmp_path / "again")
     assert_one_line_error(again, "already an integer-quantized .tflite", "keep it as it is")
     assert not (tmp_path / "again").exists()
