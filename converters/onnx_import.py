@@ -365,8 +365,12 @@ def import_onnx(source, card: ModelCard | None = None) -> Graph:
     model = load_onnx(source)
     if _needs_simplifying(model):
         model = simplify_onnx(model)
-    unsupported = sorted({f"{n.op_type} (node '{n.name}')" for n in model.graph.node
-                          if n.op_type not in IMPORTERS and n.op_type != "Constant"})
+    by_op: dict[str, list[str]] = {}
+    for n in model.graph.node:
+        if n.op_type not in IMPORTERS and n.op_type != "Constant":
+            by_op.setdefault(n.op_type, []).append(n.name)
+    unsupported = [f"{op} (node '{names[0]}')" if len(names) == 1 else f"{op} ({len(names)} nodes, e.g. '{names[0]}')"
+                   for op, names in sorted(by_op.items())]
     if unsupported:
         raise UnsupportedOpError(f"unsupported ONNX ops: {', '.join(unsupported)}",
                                  f"supported: {', '.join(sorted(IMPORTERS))}")

@@ -351,11 +351,8 @@ def _resolve_sources(source: Path, options: ConvertOptions) -> list[_Source]:
     if width is not None and float(width) != card.width:
         raise ConfigError(f"{source.name} has width {card.width} (from its card), not {width}",
                           "drop --width, or pass the model of that width")
-    if suffix == ".tflite":
-        from converters.tflite_import import import_tflite
-
-        import_tflite(source, card)  # an int8 .tflite or an unsupported op fails before anything is written
     if suffix in (".onnx", ".tflite"):
+        lowered_graph(source, card)  # an unsupported op or an int8 .tflite fails before any work
         if options.image_size not in (None, card.image_size):
             raise ConfigError(f"{source.name} is fixed at {card.image_size}x{card.image_size}",
                               "drop --image-size (it applies to checkpoints), or export the size you want")
