@@ -5,12 +5,22 @@ the model is collected first, then reported together, with the list of supported
 Covers what `mindspore.onnx.export` writes for MobileNetV1 (Conv, BatchNormalization, Clip,
 ReduceMean, Gemm) and what other exporters write for it (Relu, GlobalAveragePool, AveragePool,
 Flatten/Reshape, MatMul + Add, Softmax, Pad, Identity/Dropout).
+
+Other exporters (PyTorch's, tf2onnx) also write shape-computing subgraphs around padding and
+reshapes (Shape, Gather, Slice, Concat, Cast, ConstantOfShape, Unsqueeze, Range...) and a dynamic
+batch dimension. Such a model is first simplified by onnxsim (onnx-simplifier) with the batch fixed
+to 1: it constant-folds those subgraphs and fuses Pad into Conv, BatchNormalization into Conv and
+MatMul + Add into Gemm, leaving the ops above.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable
+
+import contextlib
+import os
+import sys
 
 import numpy as np
 
@@ -267,6 +277,76 @@ def load_onnx(source):
     return model
 
 
+@contextlib.contextmanager
+def _native_output_muted():
+    """onnxsim's C++ core prints a warning per node it cannot fold in its first rounds (folded later):
+    keep them off the terminal unless MNV1TK_DEBUG_NATIVE is set."""
+    if os.environ.get("MNV1TK_DEBUG_NATIVE"):
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        for fd, copy in zip((1, 2), saved):
+            os.dup2(copy, fd)
+            os.close(copy)
+        os.close(devnull)
+
+
+def _image_input(model):
+    """The one graph input that is not an initializer; a clear error for anything but one float image."""
+    from onnx import TensorProto
+
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = [v for v in model.graph.input if v.name not in initializers]
+    if len(inputs) != 1:
+        names = ", ".join(f"'{v.name}'" for v in inputs)
+        raise UnsupportedOpError(f"the model has {len(inputs)} inputs ({names}); one image input is expected",
+                                 "export the classifier with a single NCHW image input")
+    value = inputs[0]
+    tensor_type = value.type.tensor_type
+    dims = [d.dim_value if d.dim_value > 0 else (d.dim_param or "?") for d in tensor_type.shape.dim]
+    fixed = [d for d in dims[1:] if isinstance(d, int)]
+    if (tensor_type.elem_type != TensorProto.FLOAT or len(dims) != 4 or len(fixed) != 3 or dims[1] != 3):
+        dtype = TensorProto.DataType.Name(tensor_type.elem_type).lower()
+        raise UnsupportedOpError(f"input '{value.name}' is {dtype} {dims}; an RGB image input, float32 "
+                                 "[N, 3, H, W] with a fixed size, is expected",
+                                 "export the model with an NCHW float image input of a fixed size")
+    return value
+
+
+# Ops exporters use to compute padding amounts and reshape targets from the input's shape.
+SHAPE_OPS = frozenset({"Shape", "Size", "Gather", "Slice", "Concat", "Cast", "ConstantOfShape", "Unsqueeze", "Squeeze",
+                       "Range", "Expand", "Transpose", "Div", "Mul", "Sub", "Max", "Min", "Neg", "Floor", "Ceil",
+                       "Equal", "Where", "Not"})
+
+
+def _needs_simplifying(model) -> bool:
+    """Shape subgraphs to fold, or a batch dimension that is not fixed."""
+    batch = _image_input(model).type.tensor_type.shape.dim[0]
+    return batch.dim_value != 1 or any(n.op_type in SHAPE_OPS for n in model.graph.node)
+
+
+def simplify_onnx(model):
+    """Constant-fold shape subgraphs with onnxsim, the batch fixed to 1; the model unchanged if it fails."""
+    import onnxsim
+
+    value = _image_input(model)
+    shape = [1] + [d.dim_value for d in value.type.tensor_type.shape.dim[1:]]
+    try:
+        with _native_output_muted():
+            simplified, ok = onnxsim.simplify(model, overwrite_input_shapes={value.name: shape})
+    except Exception:  # onnxsim's own errors (an op it cannot run): import reports the unfolded ops
+        return model
+    return simplified if ok else model
+
+
 def _check_card(graph: Graph, card: ModelCard) -> None:
     shape = graph.tensors[graph.inputs[0]].shape
     if tuple(shape[1:]) != (3, card.image_size, card.image_size):
@@ -283,8 +363,14 @@ def import_onnx(source, card: ModelCard | None = None) -> Graph:
     from onnx import numpy_helper
 
     model = load_onnx(source)
-    unsupported = sorted({f"{n.op_type} (node '{n.name}')" for n in model.graph.node
-                          if n.op_type not in IMPORTERS and n.op_type != "Constant"})
+    if _needs_simplifying(model):
+        model = simplify_onnx(model)
+    by_op: dict[str, list[str]] = {}
+    for n in model.graph.node:
+        if n.op_type not in IMPORTERS and n.op_type != "Constant":
+            by_op.setdefault(n.op_type, []).append(n.name)
+    unsupported = [f"{op} (node '{names[0]}')" if len(names) == 1 else f"{op} ({len(names)} nodes, e.g. '{names[0]}')"
+                   for op, names in sorted(by_op.items())]
     if unsupported:
         raise UnsupportedOpError(f"unsupported ONNX ops: {', '.join(unsupported)}",
                                  f"supported: {', '.join(sorted(IMPORTERS))}")
@@ -294,17 +380,9 @@ def import_onnx(source, card: ModelCard | None = None) -> Graph:
     for init in model.graph.initializer:
         data = numpy_helper.to_array(init)
         graph.add_tensor(init.name, data.shape, str(data.dtype), data)
-    initializers = {i.name for i in model.graph.initializer}
-    for value in model.graph.input:
-        if value.name in initializers:
-            continue
-        dims = [d.dim_value if d.dim_value > 0 else 1 for d in value.type.tensor_type.shape.dim]
-        if len(dims) != 4:
-            raise UnsupportedOpError(f"input '{value.name}' has shape {dims}; an NCHW image input is expected")
-        graph.add_tensor(value.name, dims)
-        graph.inputs.append(value.name)
-    if len(graph.inputs) != 1:
-        raise UnsupportedOpError(f"the model has {len(graph.inputs)} inputs; one image input is expected")
+    value = _image_input(model)
+    graph.add_tensor(value.name, [1] + [d.dim_value for d in value.type.tensor_type.shape.dim[1:]])
+    graph.inputs.append(value.name)
     for node in model.graph.node:
         if node.op_type == "Constant":
             data = numpy_helper.to_array(node.attribute[0].t)
@@ -316,3 +394,28 @@ def import_onnx(source, card: ModelCard | None = None) -> Graph:
     if card is not None:
         _check_card(graph, card)
     return graph
+
+
+def onnx_facts(path) -> dict:
+    """What a model card needs that the ONNX file itself says: input name and size, classes, width."""
+    from onnx import numpy_helper
+
+    model = load_onnx(path)
+    value = _image_input(model)
+    _, _, height, width = [d.dim_value for d in value.type.tensor_type.shape.dim]
+    if height != width:
+        raise UnsupportedOpError(f"input '{value.name}' is {height}x{width}; a square image input is expected",
+                                 "export the model at a square size (e.g. 224x224)")
+    if _needs_simplifying(model):
+        model = simplify_onnx(model)
+    output = model.graph.output[0]
+    classes = output.type.tensor_type.shape.dim[-1].dim_value if output.type.tensor_type.shape.dim else 0
+    if classes <= 0:
+        raise UnsupportedOpError(f"output '{output.name}' has no fixed number of classes",
+                                 "export the model with a [N, classes] output")
+    weights = {i.name: i for i in model.graph.initializer}
+    first_conv = next((n for n in model.graph.node if n.op_type == "Conv"), None)
+    stem = numpy_helper.to_array(weights[first_conv.input[1]]).shape[0] if first_conv and \
+        first_conv.input[1] in weights else 32
+    return {"input_name": value.name, "input_layout": "NCHW", "image_size": height, "num_classes": classes,
+            "output_name": output.name, "width": stem / 32}

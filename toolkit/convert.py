@@ -2,10 +2,13 @@
 
 A conversion makes one output per (width, target, precision):
 
-- SOURCE is a `.onnx` with its model card, a `.ckpt` with its card (exported to ONNX first, at
-  `image_size`), or, with `width` ("all" or one width), a directory holding checkpoints with cards,
-  for instance the training runs of the zoo widths: per width its `<model>_best.ckpt`, else the
-  latest epoch (see `_checkpoints_by_width`).
+- SOURCE is a `.onnx` or a float `.tflite`, a `.ckpt` (exported to ONNX first, at `image_size`),
+  or, with `width` ("all" or one width), a directory holding checkpoints with cards, for instance
+  the training runs of the zoo widths: per width its `<model>_best.ckpt`, else the latest epoch
+  (see `_checkpoints_by_width`). A file without a model card (a model the toolkit did not write,
+  a mindcv checkpoint) gets the card inferred from the model (`toolkit.card.infer_card`), with
+  `card_overrides` (mean, std, crop_pct, labels, input_range) for what the model cannot say; every
+  output gets a full card.
 - `TARGETS` maps an output format (`--to`) to how a file of one precision is built: TFLite lowers
   the NCHW graph, transforms it (fp16 weights, or our int8 quantizer) and writes it; MindSpore Lite
   runs its own converter on the ONNX (float32, or its own PTQ with `quantizer="mslite"`) or on our
@@ -69,13 +72,14 @@ class ConvertOptions:
     quantization: QuantOptions = field(default_factory=QuantOptions)
     soc: str | tuple[str, ...] = ()  # --to qnn: Snapdragon SoCs to compile for (converters.qnn.SOC_MODELS)
     npu: str | None = None  # --to tflite: also compile the int8 .tflite with LiteRT's AOT compiler, "qualcomm:SM8650"
+    card_overrides: dict = field(default_factory=dict)  # toolkit.card.CARD_OVERRIDES given by the user
 
 
 @dataclass
 class Job:
     """One source being converted: what every target needs, computed once and shared."""
 
-    onnx: Path
+    onnx: Path  # the float model the graph is imported from: an .onnx, or a float .tflite
     card: ModelCard
     options: ConvertOptions
     work: Path  # scratch directory inside the output directory
@@ -171,14 +175,23 @@ def _quantize(job: Job, graph):
     return job.quantized.graph
 
 
-def _build_tflite(job: Job, precision: Precision) -> tuple[Path, ModelCard]:
+def lowered_graph(model: Path, card: ModelCard):
+    """The lowered NHWC float graph of an .onnx or a float .tflite."""
     from converters.onnx_import import import_onnx
     from converters.passes import lower_for_tflite
+    from converters.tflite_import import import_tflite
+
+    if model.suffix.lower() == ".tflite":
+        return import_tflite(model, card)
+    return lower_for_tflite(import_onnx(model, card))
+
+
+def _build_tflite(job: Job, precision: Precision) -> tuple[Path, ModelCard]:
     from converters.tflite import write_tflite
     from converters.tflite.metadata import add_metadata
 
     if "tflite" not in job.lowered:
-        job.lowered["tflite"] = lower_for_tflite(import_onnx(job.onnx, job.card))
+        job.lowered["tflite"] = lowered_graph(job.onnx, job.card)
     graph = job.lowered["tflite"]
     if precision.name == "fp16":
         from converters.passes.to_fp16 import to_fp16
@@ -406,17 +419,18 @@ def _resolve_sources(source: Path, options: ConvertOptions) -> list[_Source]:
     if not source.is_file():
         raise ModelFileError(f"source {source} does not exist", "pass a .ckpt, an .onnx or a checkpoint directory")
     suffix = source.suffix.lower()
-    if suffix not in (".ckpt", ".onnx"):
+    if suffix not in (".ckpt", ".onnx", ".tflite"):
         raise ModelFileError(f"cannot convert from {suffix or 'a file without suffix'} ({source.name})",
-                             "pass a .ckpt, an .onnx (each with its .json card) or a checkpoint directory")
-    card = load_card(source)
+                             "pass a .ckpt, an .onnx, a float .tflite or a checkpoint directory")
+    card = _source_card(source, options)
     if width == "all":
         raise ConfigError("--width all needs a directory with one checkpoint per width",
                           f"pass that directory instead of {source.name}, or drop --width")
     if width is not None and float(width) != card.width:
         raise ConfigError(f"{source.name} has width {card.width} (from its card), not {width}",
                           "drop --width, or pass the model of that width")
-    if suffix == ".onnx":
+    if suffix in (".onnx", ".tflite"):
+        lowered_graph(source, card)  # an unsupported op or an int8 .tflite fails before any work
         if options.image_size not in (None, card.image_size):
             raise ConfigError(f"{source.name} is fixed at {card.image_size}x{card.image_size}",
                               "drop --image-size (it applies to checkpoints), or export the size you want")
@@ -424,15 +438,29 @@ def _resolve_sources(source: Path, options: ConvertOptions) -> list[_Source]:
     return [_Source(source, None, card)]
 
 
+def _source_card(source: Path, options: ConvertOptions) -> ModelCard:
+    """The source's card with the user's overrides; inferred from the model when it has none."""
+    from toolkit.card import card_path, infer_card, resolve_card
+
+    if card_path(source).is_file() or source.suffix.lower() != ".ckpt":
+        return resolve_card(source, **options.card_overrides)
+    return infer_card(source, width=float(options.width) if options.width not in (None, "all") else None,
+                      image_size=options.image_size, **options.card_overrides)
+
+
 def _export(src: _Source, out_dir: Path, image_size: int | None) -> _Source:
     """Export a checkpoint source to ONNX in out_dir (toolkit.export does the checking)."""
     from toolkit.export import export_model
 
     start = time.perf_counter()
-    paths = export_model(src.path, out_dir, formats=("onnx",), width=src.card.width,
-                         image_size=image_size or src.card.image_size)
+    card = src.card
+    paths = export_model(src.path, out_dir, formats=("onnx",), width=card.width,
+                         image_size=image_size or card.image_size, activation=card.activation,
+                         num_classes=card.num_classes, labels=card.labels)
     onnx = Path(paths["onnx"])
-    return _Source(src.path, onnx, load_card(onnx), time.perf_counter() - start)
+    exported = load_card(onnx).replace(mean=card.mean, std=card.std, crop_pct=card.crop_pct,
+                                       interpolation=card.interpolation, extra=card.extra)
+    return _Source(src.path, onnx, exported, time.perf_counter() - start)
 
 
 # ---- evaluation -----------------------------------------------------------------------------------
@@ -576,6 +604,10 @@ def convert(source: str | Path, options: ConvertOptions = ConvertOptions(),
     _check_quant_options(options, targets, precisions)
     options = ConvertOptions(**{**options.__dict__, "width": parse_width(options.width)})
     source = Path(source)
+    if source.suffix.lower() == ".tflite" and any(t.name == "mslite" for t in targets) and \
+            (any(p.name == "fp32" for p in precisions) or options.quantization.quantizer == "mslite"):
+        raise ConfigError(f"--to mslite from a .tflite ({source.name}) is made from our int8 .tflite only",
+                          "pass --to mslite --quant int8 (our quantizer), or convert the model's ONNX")
     sources = _resolve_sources(source, options)
     out_dir = Path(options.out_dir or (source if source.is_dir() else source.parent))
     created = not out_dir.exists()
@@ -661,6 +693,7 @@ def convert_command(source: Path, *, to: str = "tflite", quant: str = "none", wi
                     image_size: int | None = None, out_dir: Path | None = None, data: str | None = None,
                     data_dir: str | None = None, num_eval: int = 32, check: bool = True,
                     quantization: QuantOptions = QuantOptions(), soc: str = "", npu: str | None = None,
+                    card_overrides: dict | None = None,
                     as_json: bool = False) -> list[ConversionResult]:
     """`mnv1-tk convert`: convert() with a progress line on stderr, then a table (or JSON) on stdout."""
     import json
@@ -674,7 +707,7 @@ def convert_command(source: Path, *, to: str = "tflite", quant: str = "none", wi
     options = ConvertOptions(to=to, quant=quant, width=width, image_size=image_size, out_dir=out_dir,
                              eval_data=DatasetSpec(data, data_dir) if data or data_dir else None,
                              num_eval=num_eval, check=check, quantization=quantization, soc=soc or (),
-                             npu=npu)
+                             npu=npu, card_overrides=card_overrides or {})
     stderr = Console(stderr=True)
     reports = []
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=stderr,

@@ -30,9 +30,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def predict(images: list[str | Path], model: str | Path, topk: int = 5, **options) -> list[Prediction]:
+def predict(images: list[str | Path], model: str | Path, topk: int = 5, card_overrides: dict | None = None,
+            **options) -> list[Prediction]:
     """Preprocess `images` with the model card's eval transform and run `model` on them.
 
+    A model without a card gets one inferred, adjusted by `card_overrides` (see `load_predictor`).
     `options` go to the runtime (e.g. num_threads). Grayscale and RGBA images are converted to RGB.
     """
     from toolkit.preprocess import load_image, preprocess
@@ -43,7 +45,7 @@ def predict(images: list[str | Path], model: str | Path, topk: int = 5, **option
     if not images:
         raise ConfigError("no images given", "pass one or more image files")
     decoded = [load_image(path) for path in images]  # a bad image fails before the model is loaded
-    predictor = load_predictor(model, **options)
+    predictor = load_predictor(model, card_overrides=card_overrides, **options)
     card = predictor.card
     probabilities = softmax(predictor.run(np.stack([preprocess(image, card) for image in decoded])))
     k = min(topk, card.num_classes)
@@ -55,14 +57,15 @@ def predict(images: list[str | Path], model: str | Path, topk: int = 5, **option
     return results
 
 
-def predict_command(images: list[Path], model: Path, topk: int = 5, as_json: bool = False) -> list[Prediction]:
+def predict_command(images: list[Path], model: Path, topk: int = 5, as_json: bool = False,
+                    card_overrides: dict | None = None) -> list[Prediction]:
     """`mnv1-tk predict`: predict(), printed as a table (or JSON) on stdout."""
     import json
 
     from rich.console import Console
     from rich.table import Table
 
-    results = predict(images, model, topk)
+    results = predict(images, model, topk, card_overrides=card_overrides)
     if as_json:
         print(json.dumps({"model": str(model), "predictions": [r.to_dict() for r in results]}, indent=2))
         return results

@@ -97,19 +97,28 @@ class ValidationResult:
 
 def validate(model_path: str | Path, dataset_spec: DatasetSpec, split: str = "val", limit: int | None = None,
              batch_size: int = DEFAULT_BATCH_SIZE, *, width: float | None = None, image_size: int | None = None,
-             activation: str | None = None, num_classes: int | None = None) -> ValidationResult:
-    """Top-1 / top-5 of a `.ckpt`, `.mindir` or `.onnx` file (any registered format) on a dataset split.
+             activation: str | None = None, num_classes: int | None = None,
+             card_overrides: dict | None = None) -> ValidationResult:
+    """Top-1 / top-5 of a `.ckpt`, `.mindir`, `.onnx`, `.tflite` or `.ms` file (any registered format) on a split.
 
     The card next to the model supplies the preprocessing; `width`/`image_size`/`activation`/
-    `num_classes` stand in for it for checkpoints without one (mindcv's).
+    `num_classes` stand in for it for checkpoints without one (mindcv's); an `.onnx` or `.tflite`
+    without one gets the card inferred from the model (`toolkit.card.infer_card`). `card_overrides`
+    (mean, std, crop_pct, labels, input_range) adjust either.
     """
+    from toolkit.card import apply_overrides, card_path, resolve_card
     from toolkit.runtimes.base import runtime_for
 
     path = Path(model_path)
     if not path.is_file():
         raise ModelFileError(f"model file {path} does not exist", "check --model")
     runtime_for(path)  # an unknown suffix fails before anything is loaded
-    card = checkpoint_card(path, width=width, image_size=image_size, activation=activation, num_classes=num_classes)
+    overrides = {k: v for k, v in (card_overrides or {}).items() if v is not None}
+    if path.suffix.lower() == ".ckpt" or card_path(path).is_file():
+        card = apply_overrides(checkpoint_card(path, width=width, image_size=image_size, activation=activation,
+                                               num_classes=num_classes), **overrides)
+    else:
+        card = resolve_card(path, **overrides)
     _use_graph_mode(path)
     predictor = load_predictor(path, card=card)
     with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=Console(stderr=True),

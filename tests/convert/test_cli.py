@@ -10,7 +10,7 @@ from tests.cli import assert_one_line_error as _assert_one_line_error
 from tests.cli import invoke as _invoke
 from tests.convert.graphs import make_card, save_onnx
 from tests.onnx_models import mobilenet_like
-from toolkit.card import save_card
+from toolkit.card import load_card, save_card
 
 
 @pytest.fixture(scope="module")
@@ -76,11 +76,14 @@ def test_convert_corrupt_onnx(onnx_model, tmp_path, damage):
     assert not (tmp_path / "out").exists()
 
 
-def test_convert_without_card(onnx_model, tmp_path):
+def test_convert_without_card_infers_it(onnx_model, tmp_path):
+    """A model without its card converts with the card inferred (tests/external covers the details)."""
     bare = tmp_path / "model.onnx"
     bare.write_bytes(onnx_model.read_bytes())
-    _assert_one_line_error(_invoke("convert", bare, "--out", tmp_path / "out"), "model card", "is missing")
-    assert not (tmp_path / "out").exists()
+    result = _invoke("convert", bare, "--out", tmp_path / "out", "--num-eval", "4")
+    assert result.exit_code == 0, result.output
+    card = load_card(tmp_path / "out" / "model_32.fp32.tflite")
+    assert (card.image_size, card.input_name, card.extra["card"]) == (32, "input", "inferred")
 
 
 def test_convert_card_not_matching(onnx_model, tmp_path):
@@ -122,7 +125,7 @@ def test_predict_missing_or_wrong_card(tflite_model, tmp_path):
     model = tmp_path / "model.tflite"
     model.write_bytes((tflite_model[0] / "mobilenet_v1_025_32.fp32.tflite").read_bytes())
     image = _write_image(tmp_path / "x.jpg", np.zeros((40, 40, 3), np.uint8))
-    _assert_one_line_error(_invoke("predict", image, "--model", model), "is missing")
+    assert _invoke("predict", image, "--model", model).exit_code == 0  # the card is inferred from the model
     save_card(make_card(32, num_classes=5), model)
     _assert_one_line_error(_invoke("predict", image, "--model", model), "5 classes")
 

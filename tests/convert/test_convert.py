@@ -73,12 +73,15 @@ def test_bad_options_are_refused_before_any_work(onnx_source, tmp_path, options,
 def test_source_problems(tmp_path, onnx_source):
     with pytest.raises(ModelFileError, match="does not exist"):
         convert(tmp_path / "nothing.onnx")
+    (tmp_path / "model.pb").write_bytes(b"x")
+    with pytest.raises(ModelFileError, match="cannot convert from .pb"):
+        convert(tmp_path / "model.pb")
     (tmp_path / "model.tflite").write_bytes(b"x")
-    with pytest.raises(ModelFileError, match="cannot convert from .tflite"):
+    with pytest.raises(ModelFileError, match="is not a TFLite model"):
         convert(tmp_path / "model.tflite")
-    onnx_source.with_name(onnx_source.name + ".json").unlink()
-    with pytest.raises(ModelCardError, match="missing"):
-        convert(onnx_source)
+    (tmp_path / "bare.ckpt").write_bytes(b"x")
+    with pytest.raises(ModelCardError, match="pass --image-size"):
+        convert(tmp_path / "bare.ckpt")
 
 
 def test_width_all_needs_every_width_in_the_directory(tmp_path):

@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from toolkit.cli import main
+from toolkit.cli.options import card_options
 from toolkit.convert import QuantOptions, convert_command
 
 
@@ -47,9 +48,16 @@ from toolkit.convert import QuantOptions, convert_command
 @click.option("--fallback-layers", type=int, default=None, help="How many layers --fallback float keeps.")
 @click.option("--report", is_flag=True, help="Per-layer int8 sensitivity table and a PNG chart.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def convert(source, to, soc, npu, quant, width, image_size, out_dir, data, data_dir, num_eval, no_check, calib, calib_size,
-            quantizer, recipe, method, cle, bias_correction, adaround, io, fallback, fallback_layers, report, as_json):
-    """Convert SOURCE (.ckpt, .onnx, or a checkpoint directory) to phone formats and check each output.
+@card_options
+def convert(source, to, soc, npu, quant, width, image_size, out_dir, data, data_dir, num_eval, no_check, calib,
+            calib_size, quantizer, recipe, method, cle, bias_correction, adaround, io, fallback, fallback_layers,
+            report, as_json, card_overrides):
+    """Convert SOURCE (.ckpt, .onnx, a float .tflite, or a checkpoint directory) to phone formats and check
+    each output.
+
+    A model without a .json card (from PyTorch, timm, Keras, the TF converter; a mindcv checkpoint)
+    gets its card inferred: input name, layout and size and the classes from the model, the rest
+    from --mean/--std/--crop-pct/--labels/--input-range. Every output gets a full card.
 
     \b
     Examples:
@@ -58,10 +66,13 @@ def convert(source, to, soc, npu, quant, width, image_size, out_dir, data, data_
       mnv1-tk convert model.onnx --to tflite,mslite --quant none,int8 --calib photos/ --io int8
       mnv1-tk convert model.onnx --to mslite --quant int8 --quantizer mslite --method kl --calib photos/
       mnv1-tk convert model.onnx --to onnx,qnn --quant int8 --calib digits --soc SM8650,SM8750
+      mnv1-tk convert timm_mobilenetv1.onnx --quant none,int8 --calib photos/ --labels imagenet.txt
+      mnv1-tk convert keras_mobilenet.tflite --quant int8 --calib photos/ --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5
+      mnv1-tk convert mobilenet_v1_100-cfeea6ed.ckpt --width 1.0 --image-size 224 --quant none,int8 --calib photos/
     """
     quantization = QuantOptions(calib=calib, calib_size=calib_size, quantizer=quantizer, recipe=recipe, method=method,
                                 cle=cle, bias_correction=bias_correction, adaround=adaround, io=io, fallback=fallback,
                                 fallback_layers=fallback_layers, report=report)
     convert_command(source, to=to, quant=quant, width=width, image_size=image_size, out_dir=out_dir, data=data,
                     data_dir=data_dir, num_eval=num_eval, check=not no_check, quantization=quantization,
-                    soc=soc, npu=npu, as_json=as_json)
+                    soc=soc, npu=npu, card_overrides=card_overrides, as_json=as_json)

@@ -170,3 +170,30 @@ def checkpoint_card(model_path: str | Path, *, width: float | None = None, image
         raise ModelCardError(f"{len(card.labels)} labels for {card.num_classes} classes",
                              "pass as many labels as classes")
     return card
+
+
+def checkpoint_facts(path: str | Path, *, width: float | None = None, image_size: int | None = None,
+                     activation: str | None = None) -> dict:
+    """Card facts of a checkpoint without a card (mindcv's released ones, `mobilenet_v1_100-<hash>.ckpt`).
+
+    Classes and width come from the checkpoint (its head and its stem convolution); the image size
+    must be given; the activation defaults to ReLU, what mindcv's MobileNetV1 is trained with.
+    """
+    from toolkit.errors import ModelCardError
+    from toolkit.models.mobilenetv1 import WIDTHS, model_name
+
+    if image_size is None:
+        raise ModelCardError(f"{Path(path).name} has no model card, and a checkpoint does not say its input size",
+                             "pass --image-size (224 for mindcv's ImageNet checkpoints)")
+    params = read_checkpoint(path)
+    found = checkpoint_width(params)
+    if width is None and found is None:
+        raise ModelCardError(f"{Path(path).name} has no model card and its width is not one of "
+                             f"{', '.join(map(str, WIDTHS))}", "pass --width")
+    if width is not None and found is not None and width != found:
+        raise ModelCardError(f"{Path(path).name} has width {found} (its stem convolution), not {width}",
+                             f"pass --width {found}")
+    width = width if width is not None else found
+    return {"model": model_name(width), "width": width, "image_size": image_size,
+            "num_classes": checkpoint_num_classes(params, path), "activation": activation or "relu",
+            "input_name": "x", "input_layout": "NCHW", "output_name": "logits"}

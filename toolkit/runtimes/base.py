@@ -101,8 +101,19 @@ def runtime_for(path: str | Path) -> type[Predictor]:
     return next(cls for cls in _RUNTIMES[suffix] if cls.accepts(Path(path)))
 
 
-def load_predictor(path: str | Path, card: ModelCard | None = None, **options) -> Predictor:
-    """Open any supported model file."""
+def load_predictor(path: str | Path, card: ModelCard | None = None, card_overrides: dict | None = None,
+                   **options) -> Predictor:
+    """Open any supported model file.
+
+    Without `card`, the card next to the file is used, or, for a file that has none (a model the
+    toolkit did not write), the card inferred from the model (`toolkit.card.infer_card`);
+    `card_overrides` (mean, std, crop_pct, labels, input_range) adjust either.
+    """
+    from toolkit.card import resolve_card
+
     if not Path(path).is_file():
         raise ModelFileError(f"model file {path} does not exist", "check the path")
-    return runtime_for(path).load(path, card=card, **options)
+    runtime = runtime_for(path)
+    if card is None:
+        card = resolve_card(path, **(card_overrides or {}))
+    return runtime.load(path, card=card, **options)

@@ -32,6 +32,7 @@ class OnnxRuntimePredictor(Predictor):
         path = Path(path)
         card = card or load_card(path)
         options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: no warnings about unused initializers of foreign exports
         if num_threads:
             options.intra_op_num_threads = num_threads
         try:
