@@ -89,9 +89,10 @@ def output_quant(path: Path, card: ModelCard) -> dict | None:
     if card.output_dtype == "float32":
         return None
     if path.suffix == ".tflite":
-        from toolkit.runtimes.litert import _interpreter_module
+        from toolkit.runtimes.litert import _interpreter_module, _native_log_muted
 
-        details = _interpreter_module().Interpreter(model_path=str(path)).get_output_details()[0]
+        with _native_log_muted():
+            details = _interpreter_module().Interpreter(model_path=str(path)).get_output_details()[0]
         scale, zero_point = details["quantization"]
         return {"scale": float(scale), "zero_point": int(zero_point)}
     raise ModelFileError(f"{path.name} has an {card.output_dtype} output whose quantization the bundler cannot read",
