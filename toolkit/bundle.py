@@ -151,7 +151,7 @@ def _check_models(models: list[Path]) -> list[tuple[Path, ModelCard]]:
 
 
 def _golden_for_model(path: Path, card: ModelCard, entry: dict, images: list[GoldenImage], out: Path) -> dict:
-    """Writes golden/<model>/...; returns the model's golden.json record (None logits when the host cannot
+    """Writes golden/<model>/...; returns the model's golden.json record (without logits when the host cannot
     run a model compiled for a phone's NPU)."""
     from toolkit.preprocess import preprocess
     from toolkit.runtimes import load_predictor
@@ -164,12 +164,15 @@ def _golden_for_model(path: Path, card: ModelCard, entry: dict, images: list[Gol
     except (BackendError, ModelFileError):
         if entry["soc"] is None:
             raise
-        predictor = None  # compiled for a phone's NPU: no host logits, the app checks it against its int8 sibling
+        predictor = None  # compiled for a phone's NPU: the logits come from a portable sibling (see bundle)
     record = {"dir": directory, "samples": []}
     logits = native = None
     if predictor is not None:
         with predictor:
             logits, native = predictor.run(canonical), predictor.to_native(canonical)
+    elif card.input_dtype == "int8":
+        layout = canonical.transpose(0, 2, 3, 1) if nhwc else canonical
+        native = quantize_like_toolkit(layout, card.input_quant.scale, card.input_quant.zero_point)
     for i, tensor in enumerate(canonical):
         layout_tensor = tensor.transpose(1, 2, 0) if nhwc else tensor
         sample = {"tensor": f"{directory}/tensor_{i}.f32"}
@@ -209,6 +212,23 @@ def _quant_probes(entry: dict, directory: str, out: Path) -> dict:
     return files
 
 
+def _borrow_sibling_logits(entries: list[dict], golden_models: dict) -> None:
+    """A model compiled for one SoC that the host cannot run is checked against the host logits of a portable
+    model of the same network, size and precision in the bundle (recorded as its `reference`)."""
+    for entry in entries:
+        record = golden_models[entry["id"]]
+        if "logits" in record["samples"][0]:
+            continue
+        sibling = next((e for e in entries if e["soc"] is None and "logits" in golden_models[e["id"]]["samples"][0]
+                        and (e["model"], e["image_size"], e["precision"]) ==
+                        (entry["model"], entry["image_size"], entry["precision"])), None)
+        if sibling is None:
+            continue
+        record["reference"] = sibling["id"]
+        for sample, reference in zip(record["samples"], golden_models[sibling["id"]]["samples"]):
+            sample.update(logits=reference["logits"], top5=reference["top5"])
+
+
 def bundle(models: list[Path], out: Path, *, golden_images: int = 4) -> Path:
     """Copy `models` (with cards and labels) into `out`, write golden vectors and the `models.json`
     index last; returns the path of `models.json`."""
@@ -234,6 +254,7 @@ def bundle(models: list[Path], out: Path, *, golden_images: int = 4) -> Path:
         entry = model_entry(path, card, labels_files[card.labels])
         entries.append(entry)
         golden_models[entry["id"]] = _golden_for_model(path, card, entry, images, out)
+    _borrow_sibling_logits(entries, golden_models)
 
     write_json(golden_dir / "golden.json", {
         "images": [{"file": f"{GOLDEN_DIR}/{image.name}", "rgba": f"{GOLDEN_DIR}/{Path(image.name).stem}.rgba",

@@ -26,11 +26,25 @@ def digits_models(trained_digits, tmp_path_factory) -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def bundle_dir(digits_models, tmp_path_factory) -> Path:
+def compiled_model(digits_models) -> Path:
+    """Stands in for a model compiled for one phone's NPU (a QNN EPContext .onnx for the SM8650): the host cannot
+    run it (its bytes are no ONNX), its card is the int8 model's with the SoC in `extra`."""
+    from toolkit.card import load_card, save_card
+
+    int8 = digits_models[1]
+    path = int8.parent / "mobilenet_v1_025_32.int8.sm8650.onnx"
+    path.write_bytes(b"EPContext binary for the Hexagon HTP, not loadable on the host")
+    card = load_card(int8)
+    save_card(card.replace(format="onnx", output_dtype="float32", extra={**card.extra, "soc": "SM8650"}), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def bundle_dir(digits_models, compiled_model, tmp_path_factory) -> Path:
     from toolkit.bundle import bundle
 
     assets = tmp_path_factory.mktemp("assets")
-    bundle(digits_models, assets, golden_images=4)
+    bundle([*digits_models, compiled_model], assets, golden_images=4)
     return assets
 
 

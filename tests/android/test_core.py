@@ -55,13 +55,13 @@ def test_core_has_no_android_imports():
         assert not [i for i in imports if i.startswith(("android.", "androidx.", "com.google."))], path
 
 
-def test_bundle_index_and_golden_files(bundle_dir, digits_models):
+def test_bundle_index_and_golden_files(bundle_dir, digits_models, compiled_model):
     from toolkit.card import load_card
     from toolkit.preprocess import load_image
 
     index = json.loads((bundle_dir / INDEX_NAME).read_text())
-    assert [m["file"] for m in index["models"]] == [p.name for p in digits_models]
-    onnx, int8 = index["models"]
+    assert [m["file"] for m in index["models"]] == [p.name for p in (*digits_models, compiled_model)]
+    onnx, int8, compiled = index["models"]
     assert (onnx["runtime"], onnx["layout"], onnx["input_quant"]) == ("ort", "NCHW", None)
     card = load_card(digits_models[1])
     assert (int8["runtime"], int8["layout"], int8["input_dtype"], int8["output_dtype"]) == ("litert", "NHWC", "int8", "int8")
@@ -79,6 +79,13 @@ def test_bundle_index_and_golden_files(bundle_dir, digits_models):
         for sample in golden["models"][model["id"]]["samples"]:
             logits = np.fromfile(bundle_dir / sample["logits"], "<f4")
             assert logits.shape == (10,) and sample["top5"] == list(np.argsort(-logits, kind="stable")[:5])
+    # the compiled model: its SoC from the card, the int8 sibling's host logits, its own int8 inputs
+    assert (compiled["runtime"], compiled["soc"], compiled["input_quant"]) == ("ort", "sm8650", int8["input_quant"])
+    own, sibling = golden["models"][compiled["id"]], golden["models"][int8["id"]]
+    assert own["reference"] == int8["id"] and "reference" not in sibling
+    for mine, theirs in zip(own["samples"], sibling["samples"]):
+        assert mine["logits"] == theirs["logits"] and mine["input"] != theirs["input"]
+        assert (bundle_dir / mine["input"]).read_bytes() == (bundle_dir / theirs["input"]).read_bytes()
 
 
 def test_compiled_model_soc_comes_from_the_card_or_the_name(tmp_path, digits_models):

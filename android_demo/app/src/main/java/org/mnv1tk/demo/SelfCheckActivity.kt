@@ -31,9 +31,11 @@ class SelfCheckActivity : AppCompatActivity() {
         val picked = bundle.models.first { it.id == modelId }
         val entry = bundle.index.resolve(picked, accelerator, DeviceSoc.name)
         return RuntimeFactory.open(this, bundle, entry, accelerator, threads).use { classifier ->
-            val result = SelfCheck.run(bundle, bundle.golden(), entry, classifier)
+            val golden = bundle.golden()
+            val result = SelfCheck.run(bundle, golden, entry, classifier)
             buildString {
                 appendLine("${entry.file} on ${classifier.acceleratorUsed()}")
+                golden.forModel(entry.id).reference?.let { appendLine("host logits of $it (the host cannot run this compiled file)") }
                 classifier.fallbackNotice()?.let { appendLine("fallback: $it") }
                 appendLine(if (result.passed) "AGREES with the host" else "DISAGREES with the host")
                 appendLine()

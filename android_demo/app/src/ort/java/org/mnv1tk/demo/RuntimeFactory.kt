@@ -58,14 +58,15 @@ private class OrtClassifier(
         } else {
             OnnxTensor.createTensor(env, FloatBuffer.wrap(input.floats()), shape)
         }
-        tensor.use {
+        return tensor.use {
             session.run(mapOf(inputName to it)).use { result ->
                 val output = result.get(0) as OnnxTensor
                 val quant = entry.outputQuant
                 if (quant == null) {
-                    return FloatArray(entry.numClasses).also { logits -> output.floatBuffer.get(logits) }
+                    FloatArray(entry.numClasses).also { logits -> output.floatBuffer.get(logits) }
+                } else {
+                    quant.dequantize(ByteArray(entry.numClasses).also { q -> output.byteBuffer.get(q) })
                 }
-                return quant.dequantize(ByteArray(entry.numClasses).also { q -> output.byteBuffer.get(q) })
             }
         }
     }

@@ -58,6 +58,8 @@ public final class GoldenSet {
         public final String quantProbe; // float32 values, null for float-input models
         public final String quantExpected; // their int8 quantization by the toolkit
         public final String dequantProbe; // every int8 -128..127 dequantized with the output quantization, or null
+        /** For a file compiled for one SoC (which the host cannot run): the portable model whose logits stand in. */
+        public final String reference;
 
         ModelGolden(JsonFields json) {
             List<Sample> list = new ArrayList<>();
@@ -71,6 +73,7 @@ public final class GoldenSet {
             quantProbe = json.has("quant_probe") ? json.string("quant_probe") : null;
             quantExpected = json.has("quant_expected") ? json.string("quant_expected") : null;
             dequantProbe = json.has("dequant_probe") ? json.string("dequant_probe") : null;
+            reference = json.has("reference") ? json.string("reference") : null;
         }
     }
 
