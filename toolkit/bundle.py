@@ -14,7 +14,8 @@ Layout under `out/` (all little-endian, row-major):
     golden/image_<i>.<jpg|png>      the source images; image_<i>.rgba: decoded RGBA uint8 [H, W, 4]
     golden/<model>/tensor_<i>.f32   float32 input in the model's layout, before quantization
     golden/<model>/input_<i>.i8     the int8 input (int8-input models only)
-    golden/<model>/logits_<i>.f32   host logits (float32, dequantized)
+    golden/<model>/logits_<i>.f32   host logits (float32, dequantized); a file compiled for one SoC, which the
+                                    host cannot run, names a portable sibling as its `reference` and uses its logits
     golden/<model>/quant_probe.f32 / .i8, dequant_probe.f32   int8 rounding / saturation probes
 """
 
@@ -281,9 +282,11 @@ def bundle_command(models: list[Path], out: Path, golden_images: int = 4) -> Pat
         table.add_column(column)
     golden = json.loads((index.parent / GOLDEN_DIR / "golden.json").read_text())["models"]
     for entry in json.loads(index.read_text())["models"]:
-        with_logits = sum("logits" in s for s in golden[entry["id"]]["samples"])
+        record = golden[entry["id"]]
+        with_logits = sum("logits" in s for s in record["samples"])
+        source = f" (logits of {record['reference']})" if "reference" in record else ""
         table.add_row(entry["file"], entry["runtime"], entry["precision"],
                       f"{entry['layout']} {entry['input_dtype']} {entry['image_size']}", entry["soc"] or "-",
-                      f"{with_logits} images" if with_logits else "no host run")
+                      f"{with_logits} images{source}" if with_logits else "no host logits")
     Console().print(table)
     return index

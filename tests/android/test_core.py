@@ -98,6 +98,17 @@ def test_compiled_model_soc_comes_from_the_card_or_the_name(tmp_path, digits_mod
     assert soc_of(tmp_path / "m.int8.tflite", card.replace(extra={"soc": "SM8550"})) == "sm8550"
 
 
+def test_bundle_cli_writes_the_index(tmp_path, digits_models, compiled_model):
+    result = invoke("bundle", "--models", *digits_models, compiled_model, "--out", tmp_path / "assets",
+                    "--golden-images", 1)
+    assert result.exit_code == 0, result.output
+    assert "mnv1-tk bundle" in result.output and "sm8650" in result.output
+    index = json.loads((tmp_path / "assets" / INDEX_NAME).read_text())
+    golden = json.loads((tmp_path / "assets" / GOLDEN_DIR / "golden.json").read_text())
+    assert [m["soc"] for m in index["models"]] == [None, None, "sm8650"] and len(golden["images"]) == 1
+    assert not list((tmp_path / "assets").rglob(".*.part*"))  # atomic writes leave no temporary files
+
+
 def test_bundle_bad_input_is_one_line(tmp_path, digits_models):
     assert_one_line_error(invoke("bundle", "--out", tmp_path / "a"), "no models to bundle")
     assert_one_line_error(invoke("bundle", "--models", tmp_path / "missing.tflite", "--out", tmp_path / "a"),
