@@ -35,8 +35,8 @@ def declared_classes() -> dict[str, set[str]]:
     for path in [*CORE.glob("src/main/java/**/*.java"), *APP.glob("src/**/*.kt")]:
         text = path.read_text()
         package = re.search(r"^package\s+([\w.]+)", text, re.M).group(1)
-        names = {path.stem} if path.suffix == ".java" else set(
-            re.findall(r"^(?:private |internal )?(?:data |abstract |open )?(?:class|object|interface)\s+(\w+)", text, re.M))
+        kotlin_declaration = r"^(?:private |internal )?(?:data |abstract |open )?(?:class|object|interface)\s+(\w+)"
+        names = {path.stem} if path.suffix == ".java" else set(re.findall(kotlin_declaration, text, re.M))
         found.setdefault(package, set()).update(names)
     return found
 

@@ -5,15 +5,15 @@ public final class InputSpec {
     public enum Layout { NCHW, NHWC }
 
     public final int imageSize;
-    public final float cropPct;
+    public final double cropPct; // double, as Python divides by it: int(224 / 0.8) is 280, with a float 0.8 it would be 279
     public final float[] mean;
     public final float[] std;
     public final Layout layout;
     /** Null for a float32 input. */
     public final QuantParams inputQuant;
 
-    public InputSpec(int imageSize, float cropPct, float[] mean, float[] std, Layout layout, QuantParams inputQuant) {
-        if (imageSize < 1 || !(cropPct > 0f) || mean.length != 3 || std.length != 3) {
+    public InputSpec(int imageSize, double cropPct, float[] mean, float[] std, Layout layout, QuantParams inputQuant) {
+        if (imageSize < 1 || !(cropPct > 0) || mean.length != 3 || std.length != 3) {
             throw new IllegalArgumentException("bad input spec: size " + imageSize + ", crop_pct " + cropPct);
         }
         this.imageSize = imageSize;
@@ -26,7 +26,7 @@ public final class InputSpec {
 
     /** The shorter side before the centre crop: int(size / crop_pct), as mindcv computes it. */
     public int resizeSize() {
-        return (int) (imageSize / (double) cropPct);
+        return (int) (imageSize / cropPct);
     }
 
     public int elementCount() {

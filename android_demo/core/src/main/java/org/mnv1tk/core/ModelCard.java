@@ -28,7 +28,7 @@ public final class ModelCard {
         inputDtype = json.stringOr("input_dtype", "float32");
         outputDtype = json.stringOr("output_dtype", "float32");
         QuantParams quant = json.has("input_quant") ? QuantParams.fromJson(json.object("input_quant")) : null;
-        input = new InputSpec(json.integer("image_size"), (float) json.number("crop_pct"), json.floats("mean"),
+        input = new InputSpec(json.integer("image_size"), json.number("crop_pct"), json.floats("mean"),
                 json.floats("std"), InputSpec.Layout.valueOf(json.stringOr("input_layout", "NCHW")),
                 "float32".equals(inputDtype) ? null : quant);
         if (labels.length != numClasses) {

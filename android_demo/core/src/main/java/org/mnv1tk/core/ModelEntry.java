@@ -47,7 +47,7 @@ public final class ModelEntry {
         outputQuant = json.has("output_quant") ? QuantParams.fromJson(json.object("output_quant")) : null;
         QuantParams inputQuant = json.has("input_quant") && !"float32".equals(inputDtype)
                 ? QuantParams.fromJson(json.object("input_quant")) : null;
-        input = new InputSpec(json.integer("image_size"), (float) json.number("crop_pct"), json.floats("mean"),
+        input = new InputSpec(json.integer("image_size"), json.number("crop_pct"), json.floats("mean"),
                 json.floats("std"), InputSpec.Layout.valueOf(json.string("layout")), inputQuant);
         if (!"float32".equals(outputDtype) && outputQuant == null) {
             throw new IllegalArgumentException("models.json: " + id + " has an " + outputDtype + " output without output_quant");

@@ -60,6 +60,14 @@ public class CoreUnitTest {
     }
 
     @Test
+    public void resizeSizeDividesInDoubleLikePython() {
+        float[] zero = {0f, 0f, 0f};
+        float[] one = {1f, 1f, 1f};
+        assertEquals(280, new InputSpec(224, 0.8, zero, one, InputSpec.Layout.NHWC, null).resizeSize()); // int(224 / 0.8)
+        assertEquals(256, new InputSpec(224, 0.875, zero, one, InputSpec.Layout.NHWC, null).resizeSize());
+    }
+
+    @Test
     public void topKKeepsTheLowerIndexFirstOnTies() {
         assertArrayEquals(new int[] {1, 3, 0}, TopK.indices(new float[] {0f, 2f, -1f, 2f}, 3));
         double[] p = TopK.softmax(new float[] {1000f, 1000f});

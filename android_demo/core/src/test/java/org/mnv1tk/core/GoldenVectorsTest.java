@@ -96,7 +96,7 @@ public class GoldenVectorsTest {
             assertEquals(entry.input.layout, card.input.layout);
             assertArrayEquals(entry.input.mean, card.input.mean, 0f);
             assertArrayEquals(entry.input.std, card.input.std, 0f);
-            assertEquals(entry.input.cropPct, card.input.cropPct, 0f);
+            assertEquals(entry.input.cropPct, card.input.cropPct, 0.0);
             assertEquals(entry.input.inputQuant == null, card.input.inputQuant == null);
             assertArrayEquals(card.labels, Labels.parse(bundle.readText(entry.labelsFile)));
             assertNotNull(bundle.read(entry.file));
