@@ -17,6 +17,7 @@ Layout under `out/` (all little-endian, row-major):
     golden/<model>/logits_<i>.f32   host logits (float32, dequantized); a file compiled for one SoC, which the
                                     host cannot run, names a portable sibling as its `reference` and uses its logits
     golden/<model>/quant_probe.f32 / .i8, dequant_probe.f32   int8 rounding / saturation probes
+    golden/resize/*.rgb             OpenCV INTER_LINEAR resizes of random RGB images over varied geometries
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ INDEX_VERSION = 1
 RUNTIMES = {".tflite": "litert", ".ms": "mslite", ".onnx": "ort"}
 ACCELERATORS = {"litert": ["cpu", "gpu", "npu"], "mslite": ["cpu", "npu"], "ort": ["cpu", "npu"]}
 TOP_K = 5
+# (height, width) -> (height, width): downscales, upscales, an exact halving (OpenCV's area path), 1-pixel edges
+RESIZE_PROBES = (((120, 180), (10, 15)), ((72, 72), (36, 36)), ((64, 100), (32, 50)), ((37, 100), (32, 86)),
+                 ((8, 8), (36, 36)), ((1, 5), (3, 9)), ((96, 128), (51, 68)), ((99, 61), (71, 43)),
+                 ((30, 200), (32, 213)), ((5, 3), (2, 7)))
 
 
 @dataclass(frozen=True)
@@ -230,6 +235,22 @@ def _borrow_sibling_logits(entries: list[dict], golden_models: dict) -> None:
             sample.update(logits=reference["logits"], top5=reference["top5"])
 
 
+def _resize_probes(out: Path) -> list[dict]:
+    """Random RGB images and their cv2.resize(INTER_LINEAR), which the app's resize reproduces bit for bit."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    probes = []
+    for k, ((h, w), (out_h, out_w)) in enumerate(RESIZE_PROBES):
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        probe = {"src": f"{GOLDEN_DIR}/resize/src_{k}.rgb", "width": w, "height": h,
+                 "expected": f"{GOLDEN_DIR}/resize/dst_{k}.rgb", "out_width": out_w, "out_height": out_h}
+        write_bytes(out / probe["src"], image.tobytes())
+        write_bytes(out / probe["expected"], cv2.resize(image, (out_w, out_h), interpolation=cv2.INTER_LINEAR).tobytes())
+        probes.append(probe)
+    return probes
+
+
 def bundle(models: list[Path], out: Path, *, golden_images: int = 4) -> Path:
     """Copy `models` (with cards and labels) into `out`, write golden vectors and the `models.json`
     index last; returns the path of `models.json`."""
@@ -261,6 +282,7 @@ def bundle(models: list[Path], out: Path, *, golden_images: int = 4) -> Path:
         "images": [{"file": f"{GOLDEN_DIR}/{image.name}", "rgba": f"{GOLDEN_DIR}/{Path(image.name).stem}.rgba",
                     "width": int(image.rgb.shape[1]), "height": int(image.rgb.shape[0])} for image in images],
         "models": golden_models,
+        "resize": _resize_probes(out),
     })
     for image in images:
         rgba = np.concatenate([image.rgb, np.full(image.rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)

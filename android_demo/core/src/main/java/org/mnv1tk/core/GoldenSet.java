@@ -77,11 +77,32 @@ public final class GoldenSet {
         }
     }
 
+    /** A random RGB image and OpenCV's INTER_LINEAR resize of it. */
+    public static final class ResizeProbe {
+        public final String src;
+        public final int width;
+        public final int height;
+        public final String expected;
+        public final int outWidth;
+        public final int outHeight;
+
+        ResizeProbe(JsonFields json) {
+            src = json.string("src");
+            width = json.integer("width");
+            height = json.integer("height");
+            expected = json.string("expected");
+            outWidth = json.integer("out_width");
+            outHeight = json.integer("out_height");
+        }
+    }
+
     public final List<Image> images;
+    public final List<ResizeProbe> resizeProbes;
     private final Map<String, ModelGolden> models;
 
-    private GoldenSet(List<Image> images, Map<String, ModelGolden> models) {
+    private GoldenSet(List<Image> images, List<ResizeProbe> resizeProbes, Map<String, ModelGolden> models) {
         this.images = Collections.unmodifiableList(images);
+        this.resizeProbes = Collections.unmodifiableList(resizeProbes);
         this.models = models;
     }
 
@@ -93,6 +114,12 @@ public final class GoldenSet {
             Map<String, Object> map = (Map<String, Object>) image;
             images.add(new Image(new JsonFields(map, goldenFile + " image")));
         }
+        List<ResizeProbe> probes = new ArrayList<>();
+        for (Object probe : json.list("resize")) {
+            @SuppressWarnings("unchecked")
+            Map<String, Object> map = (Map<String, Object>) probe;
+            probes.add(new ResizeProbe(new JsonFields(map, goldenFile + " resize probe")));
+        }
         Map<String, ModelGolden> models = new LinkedHashMap<>();
         JsonFields byModel = json.object("models");
         @SuppressWarnings("unchecked")
@@ -100,7 +127,7 @@ public final class GoldenSet {
         for (String id : raw.keySet()) {
             models.put(id, new ModelGolden(byModel.object(id)));
         }
-        return new GoldenSet(images, models);
+        return new GoldenSet(images, probes, models);
     }
 
     public ModelGolden forModel(String id) {
