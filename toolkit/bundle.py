@@ -37,7 +37,7 @@ INDEX_NAME = "models.json"
 GOLDEN_DIR = "golden"
 INDEX_VERSION = 1
 RUNTIMES = {".tflite": "litert", ".ms": "mslite", ".onnx": "ort"}
-ACCELERATORS = {"litert": ["cpu", "gpu", "npu"], "mslite": ["cpu", "npu"], "ort": ["cpu", "npu"]}
+ACCELERATORS = {"litert": ["cpu", "gpu", "npu"], "mslite": ["cpu", "gpu", "npu"], "ort": ["cpu", "npu"]}
 TOP_K = 5
 # (height, width) -> (height, width): downscales, upscales, an exact halving (OpenCV's area path), 1-pixel edges
 RESIZE_PROBES = (((120, 180), (10, 15)), ((72, 72), (36, 36)), ((64, 100), (32, 50)), ((37, 100), (32, 86)),
@@ -71,7 +71,7 @@ def sample_images(count: int, directory: Path) -> list[GoldenImage]:
             pixels = (digits.images[i] * (255 / 16)).round().astype(np.uint8)
             big = cv2.resize(pixels, None, fx=8, fy=8, interpolation=cv2.INTER_NEAREST)
             name = f"image_{i}.png"
-            ok, png = cv2.imencode(".png", big)
+            _, png = cv2.imencode(".png", big)
             write_bytes(directory / name, png.tobytes())
         sources.append(GoldenImage(name, load_image(directory / name)))
     return sources
@@ -164,7 +164,7 @@ def _golden_for_model(path: Path, card: ModelCard, entry: dict, images: list[Gol
 
     directory = f"{GOLDEN_DIR}/{path.name}"
     canonical = np.stack([preprocess(image.rgb, card) for image in images])
-    nhwc = card.input_layout == "NHWC"
+    in_layout = canonical.transpose(0, 2, 3, 1) if card.input_layout == "NHWC" else canonical
     try:
         predictor = load_predictor(path, card=card)
     except (BackendError, ModelFileError):
@@ -177,12 +177,10 @@ def _golden_for_model(path: Path, card: ModelCard, entry: dict, images: list[Gol
         with predictor:
             logits, native = predictor.run(canonical), predictor.to_native(canonical)
     elif card.input_dtype == "int8":
-        layout = canonical.transpose(0, 2, 3, 1) if nhwc else canonical
-        native = quantize_like_toolkit(layout, card.input_quant.scale, card.input_quant.zero_point)
-    for i, tensor in enumerate(canonical):
-        layout_tensor = tensor.transpose(1, 2, 0) if nhwc else tensor
+        native = quantize_like_toolkit(in_layout, card.input_quant.scale, card.input_quant.zero_point)
+    for i, tensor in enumerate(in_layout):
         sample = {"tensor": f"{directory}/tensor_{i}.f32"}
-        write_bytes(out / sample["tensor"], np.ascontiguousarray(layout_tensor, "<f4").tobytes())
+        write_bytes(out / sample["tensor"], np.ascontiguousarray(tensor, "<f4").tobytes())
         if native is not None and native.dtype == np.int8:
             sample["input"] = f"{directory}/input_{i}.i8"
             write_bytes(out / sample["input"], native[i].tobytes())
