@@ -48,7 +48,7 @@ class Group(click.Group):
 @click.option("--debug", is_flag=True, help="Show tracebacks and MindSpore's own log.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
-    """MobileNetV1 from training to a phone: train, validate, export, convert, predict, zoo."""
+    """MobileNetV1 from training to a phone: train, validate, export, convert, predict, zoo, bundle."""
     ctx.obj = {"debug": debug}
     if not debug:
         os.environ.setdefault("GLOG_v", "4")  # MindSpore: only critical messages

@@ -11,7 +11,7 @@ from toolkit.cli import main
 @main.command()
 @click.option("--models", "-m", "models", multiple=True, type=click.Path(path_type=Path),
               help="Model files (.tflite, .ms, .onnx) with their .json cards; list them after --models.")
-@click.argument("more_models", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("more_models", nargs=-1, metavar="[MODEL]...", type=click.Path(path_type=Path))
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path),
               help="Assets folder, normally android_demo/app/src/main/assets.")
 @click.option("--golden-images", type=int, default=4, show_default=True,
