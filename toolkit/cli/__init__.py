@@ -48,7 +48,7 @@ class Group(click.Group):
 @click.option("--debug", is_flag=True, help="Show tracebacks and MindSpore's own log.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
-    """MobileNetV1 from training to a phone: train, validate, export, convert, predict, zoo."""
+    """MobileNetV1 from training to a phone: train, validate, export, convert, predict, zoo, bundle."""
     ctx.obj = {"debug": debug}
     if not debug:
         os.environ.setdefault("GLOG_v", "4")  # MindSpore: only critical messages
@@ -61,3 +61,4 @@ from toolkit.cli import train, validate, export  # noqa: E402,F401
 from toolkit.cli import convert, predict  # noqa: E402,F401
 from toolkit.cli import setup  # noqa: E402,F401
 from toolkit.cli import zoo  # noqa: E402,F401
+from toolkit.cli import bundle  # noqa: E402,F401
