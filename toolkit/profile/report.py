@@ -37,8 +37,13 @@ def ratios(results: list[ProfileResult], base: int) -> list[float | None]:
         same_place = [r for r in results if r.model == reference.model and r.device == result.device
                       and r.threads == reference.threads and r.accelerator == reference.accelerator]
         ref = same_place[0] if same_place else reference
-        out.append(result.median_ms / ref.median_ms if result.median_ms and ref.median_ms else None)
+        out.append(_centre(result, ref) / _centre(ref, result) if _centre(result, ref) and _centre(ref, result) else None)
     return out
+
+
+def _centre(result: ProfileResult, other: ProfileResult) -> float | None:
+    """The median when both rows have one (MindSpore Lite's runner prints only min/avg/max), else the mean."""
+    return result.median_ms if result.median_ms and other.median_ms else result.mean_ms
 
 
 def _num(value, digits: int = 2) -> str:
