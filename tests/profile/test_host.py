@@ -58,7 +58,8 @@ def test_cli_table_files_and_plot(profile_models, tmp_path):
     rows = {r["model"]: r for r in data["results"]}
     assert data["baseline"] == "my model.fp32.tflite" and rows["my model.fp32.tflite"]["ratio_to_baseline"] == 1.0
     onnx_row = rows["mobilenet_v1_025_32.onnx"]
-    assert onnx_row["ratio_to_baseline"] == pytest.approx(onnx_row["median_ms"] / rows["my model.fp32.tflite"]["median_ms"])
+    baseline = rows["my model.fp32.tflite"]
+    assert onnx_row["ratio_to_baseline"] == pytest.approx(onnx_row["median_ms"] / baseline["median_ms"])
     assert (out / "p.csv").read_text().splitlines()[0].startswith("model,runtime,threads")
     assert (out / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

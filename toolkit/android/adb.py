@@ -91,8 +91,8 @@ def pick_devices(entries: list[DeviceEntry], wanted: str) -> list[str]:
     """Serials for `--device SERIAL|auto|all`; unusable devices fail with the fix for their state."""
     if wanted in ("auto", "all"):
         if not entries:
-            raise DeviceError("no Android device is connected",
-                              "connect a phone with USB debugging on (or `adb connect HOST:PORT`) and check `adb devices`")
+            raise DeviceError("no Android device is connected", "connect a phone with USB debugging on "
+                                                                "(or `adb connect HOST:PORT`) and check `adb devices`")
         chosen = entries
         if wanted == "auto" and len(entries) > 1:
             raise DeviceError(f"{len(entries)} devices are connected ({', '.join(e.serial for e in entries)})",

@@ -77,7 +77,8 @@ def profile_command(models: list[Path], options: ProfileOptions, *, baseline: Pa
     base = report.baseline_index(results, baseline)
     note = (INTERLEAVING_NOTE if options.device is None else
             "each device runs its models one after another with the official runner; devices run in parallel")
-    note += f"; {options.runs} timed runs after {options.warmup} warm-up; x base = median / median of the * row (mean where a runner prints no median)"
+    note += (f"; {options.runs} timed runs after {options.warmup} warm-up; x base = median / median of the * row "
+             f"(mean where a runner prints no median)")
     report.print_results(results, base, note)
     if json_path:
         report.save_json(results, json_path, base, note)

@@ -34,7 +34,8 @@ def _runtime(path: Path, options: ProfileOptions) -> str:
         raise ConfigError(f"{path.name} cannot run on a phone", "profile .tflite (LiteRT) or .ms (MindSpore Lite) "
                                                                 "files on a device; convert it with `mnv1-tk convert`")
     if options.runtime and options.runtime != runtime:
-        raise ConfigError(f"--runtime {options.runtime} cannot run {path.name}", "drop --runtime or pass matching files")
+        raise ConfigError(f"--runtime {options.runtime} cannot run {path.name}",
+                          "drop --runtime or pass matching files")
     accelerator = options.accelerator.split(":")[0]
     if runtime == "litert" and accelerator == "npu":
         raise ConfigError(f"LiteRT reaches an NPU through NNAPI, not --accelerator npu ({path.name})",

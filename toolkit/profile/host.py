@@ -70,7 +70,7 @@ def _subjects(models: list[Path], options: ProfileOptions) -> list[_Subject]:
     subjects = []
     for path in models:
         runtime_cls = runtime_for(path)
-        if options.runtime and runtime_cls.name != options.runtime:
+        if options.runtime and runtime_cls.name.split("-")[0] != options.runtime:  # mindspore-mindir: mindspore
             raise ConfigError(f"--runtime {options.runtime} cannot run {path.name} (a {path.suffix} file runs in "
                               f"{runtime_cls.name})", f"drop --runtime or pass {options.runtime} models only")
         has_threads = "num_threads" in inspect.signature(runtime_cls.load).parameters

@@ -1,8 +1,9 @@
 """File size, MACs and parameters of a model file, counted from the graph IR.
 
 `.onnx` is imported with the project's ONNX importer; `.tflite` ops are read from LiteRT's own
-op list into the IR (weighted ops only: that is all MACs and parameters need); `.ms`, `.ckpt` and
-`.mindir` use the source named on their model card when that file sits next to them.
+op list into the IR (weighted ops only: that is all MACs and parameters need); `.ms`, `.ckpt`,
+`.mindir` and files the importers cannot read (QDQ ONNX) use the source named on their model card
+when that file sits next to them.
 """
 
 from __future__ import annotations
@@ -49,12 +50,15 @@ def tflite_graph(path: Path) -> Graph:
 def graph_of(path: Path) -> Graph | None:
     """The IR graph of a model file, or None when it cannot be built from what is here."""
     suffix = path.suffix.lower()
-    if suffix == ".onnx":
-        from converters.onnx_import import import_onnx
+    try:
+        if suffix == ".onnx":
+            from converters.onnx_import import import_onnx
 
-        return import_onnx(path)
-    if suffix == ".tflite":
-        return tflite_graph(path)
+            return import_onnx(path)
+        if suffix == ".tflite":
+            return tflite_graph(path)
+    except Exception:  # e.g. a QDQ ONNX file: count the float source it was made from, when it is there
+        pass
     from toolkit.card import load_card
     from toolkit.errors import ModelCardError
 
@@ -63,7 +67,7 @@ def graph_of(path: Path) -> Graph | None:
     except ModelCardError:
         return None
     sibling = path.parent / source if source else None
-    if sibling and sibling.suffix.lower() in (".onnx", ".tflite") and sibling.is_file():
+    if sibling and sibling != path and sibling.suffix.lower() in (".onnx", ".tflite") and sibling.is_file():
         return graph_of(sibling)
     return None
 

@@ -37,7 +37,8 @@ def ratios(results: list[ProfileResult], base: int) -> list[float | None]:
         same_place = [r for r in results if r.model == reference.model and r.device == result.device
                       and r.threads == reference.threads and r.accelerator == reference.accelerator]
         ref = same_place[0] if same_place else reference
-        out.append(_centre(result, ref) / _centre(ref, result) if _centre(result, ref) and _centre(ref, result) else None)
+        mine, theirs = _centre(result, ref), _centre(ref, result)
+        out.append(mine / theirs if mine and theirs else None)
     return out
 
 
