@@ -74,16 +74,15 @@ class AdbServer:
 
 @pytest.fixture(scope="session")
 def adb_server(tmp_path_factory):
-    """Debian's adb server on a free port with a private HOME (its keys); this process's adb calls go to it."""
+    """Debian's adb server on a free port with a private HOME (its keys). Tests reach it through `phones`,
+    which points ANDROID_ADB_SERVER_PORT at it."""
     home = tmp_path_factory.mktemp("adb_home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ANDROID_ADB_SERVER_PORT", str(free_port()))
-        server = AdbServer(dict(os.environ, HOME=str(home)))
-        server("start-server")
-        try:
-            yield server
-        finally:
-            server("kill-server", check=False)
+    server = AdbServer(dict(os.environ, HOME=str(home), ANDROID_ADB_SERVER_PORT=str(free_port())))
+    server("start-server")
+    try:
+        yield server
+    finally:
+        server("kill-server", check=False)
 
 
 @pytest.fixture(scope="session")
@@ -114,8 +113,10 @@ def runners(tmp_path, monkeypatch, runner_files):
 
 
 @pytest.fixture()
-def phones(adb_server, tmp_path):
-    """Start simulated phones connected to the adb server: phones(n, **device_options) -> [FakeDevice]."""
+def phones(adb_server, tmp_path, monkeypatch):
+    """Start simulated phones connected to the adb server: phones(n, **device_options) -> [FakeDevice].
+    The profiler's adb calls in this test go to that server."""
+    monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", adb_server.env["ANDROID_ADB_SERVER_PORT"])
     started: list[FakeDevice] = []
 
     def start(count: int = 1, state: str = "device", **options) -> list[FakeDevice]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -50,8 +51,8 @@ def test_all_devices_in_parallel_into_one_table(profile_models, runners, phones,
     result = invoke("profile", profile_models.tflite, "--device", "all", "--runs", "4", "--warmup", "1",
                     "--accelerator", "gpu", "--csv", out)
     assert result.exit_code == 0, result.output
-    rows = json.loads(json.dumps([line.split(",") for line in out.read_text().splitlines()]))
-    assert {row[4] for row in rows[1:]} == {cool.serial, hot.serial}
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert {row["device"] for row in rows} == {cool.serial, hot.serial}
     assert "Mate 40 (hot)" in result.output and "Pixel 7" in result.output
     assert all("--use_gpu=true" in c for d in (cool, hot) for c in d.commands if "--graph=" in c)
     assert cool.files() == [] and hot.files() == []
