@@ -55,6 +55,10 @@ def test_all_devices_in_parallel_into_one_table(profile_models, runners, phones,
     assert {row["device"] for row in rows} == {cool.serial, hot.serial}
     assert "Mate 40 (hot)" in result.output and "Pixel 7" in result.output
     assert all("--use_gpu=true" in c for d in (cool, hot) for c in d.commands if "--graph=" in c)
+    nnapi = invoke("profile", profile_models.tflite, "--device", cool.serial, "--runs", "2", "--accelerator",
+                   "nnapi:qti-htp")
+    assert nnapi.exit_code == 0, nnapi.output
+    assert any("--use_nnapi=true --nnapi_accelerator_name=qti-htp" in c for c in cool.commands)
     assert cool.files() == [] and hot.files() == []
 
 

@@ -76,6 +76,7 @@ def test_pareto_front():
     (["--accelerator", "gpu"], ("needs a phone", "--device")),
     (["--runtime", "mslite"], ("--runtime mslite cannot run", "litert")),
     (["--threads", "0"], ("--threads 0 is not valid",)),
+    (["--device", "auto", "--accelerator", "gpu:0"], ("unknown accelerator 'gpu:0'",)),
 ])
 def test_bad_host_options(profile_models, args, fragments):
     assert_one_line_error(invoke("profile", profile_models.tflite, *args), *fragments)

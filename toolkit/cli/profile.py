@@ -25,8 +25,8 @@ def _threads(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--warmup", type=int, default=5, show_default=True, help="Untimed runs first.")
 @click.option("--xnnpack/--no-xnnpack", default=True, show_default=True, help="LiteRT's XNNPACK delegate.")
 @click.option("--device", help="Profile on phones over adb: a serial, auto (the only one) or all.")
-@click.option("--accelerator", type=click.Choice(["cpu", "gpu", "nnapi", "npu"]), default="cpu", show_default=True,
-              help="On a device.")
+@click.option("--accelerator", default="cpu", show_default=True, metavar="cpu|gpu|nnapi[:NAME]|npu",
+              help="On a device; nnapi:NAME picks an NNAPI accelerator (e.g. nnapi:qti-htp).")
 @click.option("--ops", is_flag=True, help="On a device: the slowest ops from the runner's op profiling.")
 @click.option("--pin", "pin_cpus", metavar="MASK", help="On a device: taskset CPU mask (hex), e.g. f0 for big cores.")
 @click.option("--timeout", "timeout_s", type=float, default=600, show_default=True,

@@ -28,7 +28,8 @@ def check_options(models: list[Path], options: ProfileOptions) -> None:
     if not options.threads or min(options.threads) < 1:
         raise ConfigError(f"--threads {','.join(map(str, options.threads))} is not valid",
                           "pass thread counts >= 1, e.g. --threads 1,2")
-    if options.accelerator not in ACCELERATORS:
+    if options.accelerator.split(":")[0] not in ACCELERATORS or \
+            (":" in options.accelerator and not options.accelerator.startswith("nnapi:")):
         raise ConfigError(f"unknown accelerator {options.accelerator!r}", f"use one of {', '.join(ACCELERATORS)}")
     if options.device is None and options.accelerator != "cpu":
         raise ConfigError(f"--accelerator {options.accelerator} needs a phone", "add --device SERIAL|auto|all")

@@ -17,7 +17,7 @@ class ProfileOptions:
     threads: thread counts; every model is profiled at each.
     xnnpack: LiteRT's XNNPACK delegate (False: the built-in kernels).
     device: None profiles on this host; an adb serial, "auto" (the only device) or "all".
-    accelerator: on a device, cpu | gpu | nnapi | npu.
+    accelerator: on a device, cpu | gpu | nnapi | nnapi:NAME (--nnapi_accelerator_name) | npu.
     ops: per-op profile (on a device, from the runner's own op profiling).
     pin_cpus: on a device, `taskset` mask (hex, e.g. "f0") for the runner; None: no pinning.
     timeout_s: on a device, the runner's time limit per model.
