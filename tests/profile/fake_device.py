@@ -614,7 +614,7 @@ class MindSporeLiteRunner:
         self.flags = flags
 
     def run(self) -> int:
-        from converters.mslite.install import ensure_mslite
+        from converters.mslite import ensure_mslite
         from toolkit.errors import BackendError
 
         f, shell = self.flags, self.shell

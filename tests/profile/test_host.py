@@ -84,3 +84,23 @@ def test_bad_host_options(profile_models, args, fragments):
 
 def test_missing_model(tmp_path):
     assert_one_line_error(invoke("profile", tmp_path / "nope.tflite"), "does not exist")
+
+
+def test_profile_a_model_without_card(profile_models, tmp_path, monkeypatch):
+    """A card-less ONNX is profiled with its card inferred, and the card options reach the predictor."""
+    import shutil
+
+    import toolkit.profile.host as host
+
+    seen = []
+    load = host.load_predictor
+    monkeypatch.setattr(host, "load_predictor", lambda path, **kw: seen.append(kw) or load(path, **kw))
+
+    bare = tmp_path / "exported elsewhere.onnx"
+    shutil.copy(profile_models.onnx, bare)
+    out = tmp_path / "p.json"
+    result = invoke("profile", bare, "--runs", "2", "--warmup", "0", "--input-range", "0-255", "--json", out)
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["model"] == bare.name and row["median_ms"] > 0 and row["macs"] > 0
+    assert seen[0]["card_overrides"] == {"input_range": "0-255"}

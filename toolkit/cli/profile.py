@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from toolkit.cli import main
+from toolkit.cli.options import card_options
 
 
 def _threads(ctx, param, value: str) -> tuple[int, ...]:
@@ -38,8 +39,9 @@ def _threads(ctx, param, value: str) -> tuple[int, ...]:
               help="PNG of latency against accuracy, Pareto frontier marked.")
 @click.option("--accuracy", "accuracy_path", type=click.Path(path_type=Path),
               help="For --plot: `mnv1-tk validate --json` output (default: accuracy on the model cards).")
+@card_options
 def profile(models, runtime, threads, runs, warmup, xnnpack, device, accelerator, ops, pin_cpus, timeout_s,
-            baseline, json_path, csv_path, plot_path, accuracy_path):
+            baseline, json_path, csv_path, plot_path, accuracy_path, card_overrides):
     """Latency of model files on this host or on Android phones (adb).
 
     Host runs are interleaved round robin across the models (order reversed every round). On a phone
@@ -57,6 +59,7 @@ def profile(models, runtime, threads, runs, warmup, xnnpack, device, accelerator
 
     profile_command(list(models), ProfileOptions(runtime=runtime, threads=threads, runs=runs, warmup=warmup,
                                                  xnnpack=xnnpack, device=device, accelerator=accelerator, ops=ops,
-                                                 pin_cpus=pin_cpus, timeout_s=timeout_s),
+                                                 pin_cpus=pin_cpus, timeout_s=timeout_s,
+                                                 card_overrides=card_overrides),
                     baseline=baseline, json_path=json_path, csv_path=csv_path, plot_path=plot_path,
                     accuracy_path=accuracy_path)

@@ -103,7 +103,8 @@ def profile_host(models: list[Path], options: ProfileOptions, progress=None) -> 
             _reset_peak_rss()
             start = time.perf_counter()
             subject.predictor = stack.enter_context(
-                load_predictor(subject.path, **load_kwargs(runtime_cls, subject.threads, options.xnnpack)))
+                load_predictor(subject.path, card_overrides=options.card_overrides,
+                               **load_kwargs(runtime_cls, subject.threads, options.xnnpack)))
             subject.init_ms = (time.perf_counter() - start) * 1e3
             step(f"loaded {subject.path.name}")
             subject.timer = subject.predictor.inference_timer(_sample_batch(subject.predictor))

@@ -21,6 +21,7 @@ class ProfileOptions:
     ops: per-op profile (on a device, from the runner's own op profiling).
     pin_cpus: on a device, `taskset` mask (hex, e.g. "f0") for the runner; None: no pinning.
     timeout_s: on a device, the runner's time limit per model.
+    card_overrides: --mean/--std/--crop-pct/--labels/--input-range for models without a card.
     """
 
     runtime: str | None = None
@@ -33,6 +34,7 @@ class ProfileOptions:
     ops: bool = False
     pin_cpus: str | None = None
     timeout_s: float = 600.0
+    card_overrides: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
