@@ -74,6 +74,20 @@ class Session:
         """[N, ...] in the model's input layout and dtype -> first output as float32 [N, ...]."""
         return self.worker.run(batch, action=f"running {self.model.name}")
 
+    def set_timing_input(self, batch: np.ndarray) -> None:
+        """The native input that `time_once` runs on (kept in the worker)."""
+        path = self.worker.scratch / "timing_input.npy"
+        np.save(path, batch)
+        self.worker.request("set_timing_input", action=f"loading an input for {self.model.name}", input=str(path))
+
+    def time_once(self) -> float:
+        """One inference on the timing input, timed inside the worker, in milliseconds."""
+        return float(self.worker.request("time", action=f"timing {self.model.name}")["ms"])
+
+    def peak_rss_mb(self) -> float:
+        """The worker's peak resident memory."""
+        return float(self.worker.request("peak_rss", action="reading the worker's memory")["mb"])
+
     def close(self) -> None:
         self.worker.close()
 

@@ -10,6 +10,9 @@ Requests (`cmd`):
     convert  fmk, model, output_prefix, config, input_format  -> writes output_prefix + ".ms"
     open     model, num_threads                               -> inputs, outputs (name, shape, dtype, format)
     run      input (.npy), output (.npy)                       -> runs the batch in chunks of the model's batch size
+    set_timing_input  input (.npy)                             -> keeps a native input for `time`
+    time                                                       -> ms: one Predict on it, timed here
+    peak_rss                                                   -> mb: this process's peak resident memory
     quit
 Every reply has "ok"; a failed one has "error".
 """
@@ -19,7 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
+import time
 
 import numpy as np
 
@@ -50,6 +55,7 @@ class Worker:
     def __init__(self, shim: Shim):
         self.shim = shim
         self.model: LoadedModel | None = None
+        self.timing_input: list[np.ndarray] = []
 
     def convert(self, request: dict) -> dict:
         self.shim.convert(request["fmk"], request["model"], request["output_prefix"], request.get("config"),
@@ -70,6 +76,22 @@ class Worker:
         np.save(request["output"], output)
         return {"shape": list(output.shape)}
 
+    def set_timing_input(self, request: dict) -> dict:
+        if self.model is None:
+            raise ShimError("no model is open")
+        self.timing_input = [np.load(request["input"]).astype(self.model.inputs[0].dtype, copy=False)]
+        return {}
+
+    def time(self, request: dict) -> dict:
+        if not self.timing_input:
+            raise ShimError("no timing input was set")
+        start = time.perf_counter()
+        self.model.predict(self.timing_input)
+        return {"ms": (time.perf_counter() - start) * 1e3}
+
+    def peak_rss(self, request: dict) -> dict:
+        return {"mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -87,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         replies.write(json.dumps({"ok": False, "error": f"cannot load {args.shim}: {exc}"}) + "\n")
         return 1
     replies.write(json.dumps({"ok": True, "pid": os.getpid()}) + "\n")
-    handlers = {"convert": worker.convert, "open": worker.open, "run": worker.run}
+    handlers = {"convert": worker.convert, "open": worker.open, "run": worker.run,
+                "set_timing_input": worker.set_timing_input, "time": worker.time, "peak_rss": worker.peak_rss}
     for line in sys.stdin:
         request = json.loads(line)
         if request.get("cmd") == "quit":

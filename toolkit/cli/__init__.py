@@ -87,3 +87,4 @@ from toolkit.cli import train, validate, export  # noqa: E402,F401
 from toolkit.cli import convert, predict  # noqa: E402,F401
 from toolkit.cli import setup  # noqa: E402,F401
 from toolkit.cli import zoo  # noqa: E402,F401
+from toolkit.cli import profile  # noqa: E402,F401

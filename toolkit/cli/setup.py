@@ -1,4 +1,4 @@
-"""`mnv1-tk setup mslite`."""
+"""`mnv1-tk setup mslite` and `mnv1-tk setup android-runners`."""
 
 from pathlib import Path
 
@@ -25,3 +25,22 @@ def mslite(cache, force, as_json):
     from converters.mslite.install import setup_command
 
     setup_command(cache, force=force, as_json=as_json)
+
+
+@setup.command("android-runners")
+@click.option("--from", "source", type=click.Path(path_type=Path),
+              help="A benchmark_model binary, a MindSpore Lite android-aarch64 package (folder or archive), or a "
+                   "folder with them [default: download from the official release URLs].")
+@click.option("--sha256", help="Expected SHA-256 of the --from file, checked before installing.")
+@click.option("--version", "version", help="Version to record (default: from the package name).")
+def android_runners(source, sha256, version):
+    """Put the official on-device runners (LiteRT benchmark_model, MindSpore Lite benchmark) in the user cache.
+
+    \b
+    Examples:
+      mnv1-tk setup android-runners --from ~/Downloads/android_aarch64_benchmark_model --version 2.16
+      mnv1-tk setup android-runners --from mindspore-lite-2.0.0-android-aarch64.tar.gz --sha256 HEX
+    """
+    from toolkit.android.runners import setup_command
+
+    setup_command(source, sha256=sha256, version=version)

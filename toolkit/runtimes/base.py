@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+import time
 from pathlib import Path
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import numpy as np
 
@@ -56,6 +57,22 @@ class Predictor(ABC):
 
     def close(self) -> None:
         """Release the runtime (a child process for some engines)."""
+
+    def inference_timer(self, batch: np.ndarray) -> Callable[[], float]:
+        """A function that runs one inference on `batch` and returns its wall time in milliseconds.
+
+        This default times `run`, conversion to the native input included; runtimes override it to time
+        the engine call alone (the input set once, outside the timing).
+        """
+        def once() -> float:
+            start = time.perf_counter()
+            self.run(batch)
+            return (time.perf_counter() - start) * 1e3
+        return once
+
+    def peak_rss_mb(self) -> float | None:
+        """Peak resident memory of the process the model runs in, when that is not this process."""
+        return None
 
     def __enter__(self) -> "Predictor":
         return self

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +130,15 @@ class LiteRTPredictor(Predictor):
         if len(x) == self._batch:
             return self._invoke(x)
         return np.concatenate([self._invoke(x[i:i + self._batch]) for i in range(0, len(x), self._batch)])
+
+    def inference_timer(self, batch: np.ndarray):
+        x = self.to_native(batch[:self._batch])
+        if len(x) != self._batch:
+            self._resize(len(x))
+        self.interpreter.set_tensor(self._input["index"], x)
+
+        def once() -> float:
+            start = time.perf_counter()
+            self.interpreter.invoke()
+            return (time.perf_counter() - start) * 1e3
+        return once

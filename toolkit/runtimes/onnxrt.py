@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -66,3 +67,12 @@ class OnnxRuntimePredictor(Predictor):
         outputs = [self.session.run([self._output.name], {self._input.name: x[i:i + step]})[0]
                    for i in range(0, len(x), step)]
         return np.concatenate(outputs).astype(np.float32).reshape(len(x), -1)
+
+    def inference_timer(self, batch: np.ndarray):
+        feed = {self._input.name: self.to_native(batch)}
+
+        def once() -> float:
+            start = time.perf_counter()
+            self.session.run([self._output.name], feed)
+            return (time.perf_counter() - start) * 1e3
+        return once
