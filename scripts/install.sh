@@ -6,8 +6,8 @@ PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 SUDO=${SUDO:-}
 
-if ! command -v g++ >/dev/null || ! command -v adb >/dev/null || ! command -v javac >/dev/null || [ ! -f /usr/share/java/junit4.jar ]; then
-  echo "== system packages (adb, JDK, junit4, kotlin, aapt)"
+if ! command -v g++ >/dev/null || ! command -v adb >/dev/null || ! command -v javac >/dev/null || ! command -v aapt2 >/dev/null || [ ! -f /usr/share/java/junit4.jar ]; then
+  echo "== system packages (adb, JDK, junit4, kotlin, aapt + aapt2)"
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
     adb default-jdk-headless junit4 kotlin aapt g++ >/dev/null

@@ -70,7 +70,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 @click.option("--debug", is_flag=True, help="Show tracebacks and MindSpore's own log.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
-    """MobileNetV1 from training to a phone: train, validate, export, convert, predict, zoo."""
+    """MobileNetV1 from training to a phone: train, validate, export, convert, predict, zoo, profile, bundle."""
     ctx.obj = {"debug": debug}
     warnings.showwarning = _show_warning
     if not debug:
@@ -88,3 +88,4 @@ from toolkit.cli import convert, predict  # noqa: E402,F401
 from toolkit.cli import setup  # noqa: E402,F401
 from toolkit.cli import zoo  # noqa: E402,F401
 from toolkit.cli import profile  # noqa: E402,F401
+from toolkit.cli import bundle  # noqa: E402,F401
