@@ -19,7 +19,6 @@ take files from, an index (`zoo.json`), a report and a table. Every step's input
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -210,55 +209,63 @@ def build_zoo(options: ZooOptions, console=None, step=lambda text: None) -> list
                              r["top1"], r["top5"], r["top1_agreement"], r["sqnr_db"]) for r in converted]
         write_json(out / INDEX, [asdict(e) for e in entries])  # after each width: an interrupted run keeps it
     profiles = profile_entries(entries, options, manifest, step)
-    finish_zoo(entries, profiles, options, step)
+    finish_zoo(entries, profiles, options, manifest, step)
     return entries
 
 
 def profile_entries(entries: list[ZooEntry], options: ZooOptions, manifest: Manifest, step) -> dict[str, list[dict]]:
-    """Host (and with `device`, on-device) profiles of every file but checkpoints, each reused while the file
-    and the options are unchanged: path -> ProfileResult dicts."""
-    if importlib.util.find_spec("toolkit.profile") is None:  # the profiler lands with issue #13
-        step("profile: skipped (this build has no toolkit.profile)")
-        return {}
+    """Host (and with `device`, on-device) profiles of the deployable files (ONNX, .tflite, .ms; not the
+    MindSpore ones): path -> ProfileResult dicts.
+
+    A file's profile is reused while the file and the options are unchanged; the others are profiled in one
+    call, so the profiler interleaves them.
+    """
     from toolkit.profile import ProfileOptions, profile
 
-    profiles = {}
-    for e in entries:
-        if e.format == "ckpt":
-            continue
-        runs = [ProfileOptions(threads=options.threads, runs=options.profile_runs)]
-        if options.device and e.format in ("tflite", "mslite"):
-            runs.append(ProfileOptions(threads=options.threads[:1], runs=options.profile_runs, device=options.device))
-        profiles[e.path] = []
-        for run in runs:
-            inputs = {"model": Path(e.path), "options": asdict(run)}
-            key = f"profile/{Path(e.path).name}/{run.device or 'host'}"
-            result = manifest.result(key, inputs)
-            if result is None:
-                step(f"profile {Path(e.path).name} on {run.device or 'the host'}")
-                result = [r.to_dict() for r in profile([Path(e.path)], run)]
-                manifest.record(key, inputs, result)
-            profiles[e.path] += result
+    runs = [(None, ProfileOptions(threads=options.threads, runs=options.profile_runs), ("onnx", "tflite", "mslite"))]
+    if options.device:
+        runs.append((options.device, ProfileOptions(threads=options.threads[:1], runs=options.profile_runs,
+                                                    device=options.device), ("tflite", "mslite")))
+    profiles: dict[str, list[dict]] = {}
+    for device, run, formats in runs:
+        paths = [e.path for e in entries if e.format in formats]
+        key = {p: (f"profile/{Path(p).name}/{device or 'host'}", {"model": Path(p), "options": asdict(run)})
+               for p in paths}
+        cached = {p: manifest.result(*key[p]) for p in paths}
+        stale = [p for p in paths if cached[p] is None]
+        if stale:
+            step(f"profile {len(stale)} model(s) on {device or 'the host'}")
+            fresh = [r.to_dict() for r in profile([Path(p) for p in stale], run)]
+            for p in stale:
+                cached[p] = [r for r in fresh if r["model"] == Path(p).name]
+                manifest.record(*key[p], cached[p])
+        for p in paths:
+            profiles.setdefault(p, []).extend(cached[p])
     return profiles
 
 
 def report_rows(entries: list[ZooEntry], profiles: dict[str, list[dict]], out: Path) -> list[ReportRow]:
+    """One report row per entry; params and MACs of a width are its ONNX export's (the trained network's,
+    before BN folding), as in mindcv's table."""
+    counts = {e.model: profiles[e.path][0] for e in entries if e.format == "onnx" and profiles.get(e.path)}
     rows = []
     for e in entries:
         host = [p for p in profiles.get(e.path, []) if p["device"] is None]
         device = [p for p in profiles.get(e.path, []) if p["device"] is not None]
         first = host[0] if host else {}
+        model = counts.get(e.model, {})
         rows.append(ReportRow(
             e.model, e.image_size, e.format, e.precision, e.path, e.size_mb, e.top1, e.top5,
-            params_m=first["params"] / 1e6 if first.get("params") else None,
-            macs_m=first["macs"] / 1e6 if first.get("macs") else None,
+            params_m=model["params"] / 1e6 if model.get("params") else None,
+            macs_m=model["macs"] / 1e6 if model.get("macs") else None,
             train_seconds_per_epoch=_seconds_per_epoch(out / e.model), top1_agreement=e.top1_agreement,
             sqnr_db=e.sqnr_db, runtime=first.get("runtime"), host_ms={p["threads"]: p["median_ms"] for p in host},
             device_ms=device[0]["median_ms"] if device else None))
     return rows
 
 
-def finish_zoo(entries: list[ZooEntry], profiles: dict[str, list[dict]], options: ZooOptions, step) -> Path:
+def finish_zoo(entries: list[ZooEntry], profiles: dict[str, list[dict]], options: ZooOptions, manifest: Manifest,
+               step) -> Path:
     """report.md, pareto.png, labels.txt and the Android bundle of the frontier's phone models; returns the
     report's path."""
     from toolkit.card import load_card
@@ -270,11 +277,13 @@ def finish_zoo(entries: list[ZooEntry], profiles: dict[str, list[dict]], options
     report = write_report(rows, out, title, options.device)
     write_text(out / "labels.txt", "\n".join(card.labels) + "\n")
     phone = [Path(r.path) for r in frontier_rows(rows) if r.format in ("tflite", "mslite")]
-    if phone and importlib.util.find_spec("toolkit.bundle") is not None:  # the bundle lands with issue #10
+    inputs = {str(i): path for i, path in enumerate(phone)}
+    if phone and manifest.result("bundle", inputs) is None:
         from toolkit.bundle import bundle
 
         step(f"bundle the frontier's {len(phone)} phone model(s) for Android")
-        bundle(phone, out / "android")
+        index = bundle(phone, out / "android")
+        manifest.record("bundle", inputs, str(index), [index])
     return report
 
 

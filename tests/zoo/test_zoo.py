@@ -42,6 +42,20 @@ def test_report_opens_with_the_seed_columns(zoo_run, trained_digits):
     assert float(rows[0][4]) > 0  # seconds per epoch, from the run's metrics
     assert (out / "labels.txt").read_text().split() == [str(i) for i in range(10)]
     assert json.loads((out / "zoo.json").read_text())[4]["precision"] == "int8"
+    assert cells[11:] == ["Runtime", "Host 1T (ms)"]
+    assert [r[11] for r in rows] == ["—", "onnxruntime", "—", "litert", "litert"]
+    assert all(float(r[12]) > 0 for r in rows if r[11] != "—")
+    assert float(rows[3][3]) == pytest.approx(0.22, abs=0.01)  # params of MobileNetV1 0.25 with a 10-class head
+
+
+def test_pareto_png_and_the_frontier_bundle(zoo_run):
+    out, _, _ = zoo_run
+    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    frontier = [line for line in (out / "report.md").read_text().splitlines() if line.startswith("| **")]
+    assert frontier
+    bundled = json.loads((out / "android" / "models.json").read_text())["models"]
+    phone = [line.split("|")[6].strip() for line in frontier if line.split("|")[6].strip() == "tflite"]
+    assert len(bundled) == len(phone) and all(m["runtime"] == "litert" for m in bundled)
 
 
 def test_resume_redoes_only_changed_steps(zoo_run):
