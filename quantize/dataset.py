@@ -9,6 +9,7 @@ A source is one of:
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -33,14 +34,30 @@ def _from_dataset(source: str, card: ModelCard, count: int) -> np.ndarray:
 
 
 def _from_folder(folder: Path, card: ModelCard, count: int, progress) -> np.ndarray:
+    """Up to `count` decodable images; unreadable ones (empty, not an image) are skipped with one warning
+    naming them, so a few bad files do not stop a calibration that has enough good ones."""
+    from toolkit.errors import DataError, ToolkitWarning
     from toolkit.preprocess import load_image, preprocess
 
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())[:count]
-    images = []
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    images, skipped = [], []
     for path in files:
-        images.append(preprocess(load_image(path), card)[None])
+        if len(images) == count:
+            break
+        try:
+            images.append(preprocess(load_image(path), card)[None])
+        except DataError:
+            skipped.append(path)
+            continue
         if progress:
             progress(1)
+    if skipped:
+        names = ", ".join(str(p.relative_to(folder)) for p in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
+        problem = f"{len(skipped)} unreadable calibration image(s) in {folder}: {names}"
+        if len(images) < MIN_CALIBRATION_IMAGES:
+            raise CalibrationError(f"{problem}; {len(images)} good ones left, at least {MIN_CALIBRATION_IMAGES} "
+                                   "are needed", "replace the unreadable files or add images")
+        warnings.warn(ToolkitWarning(f"skipped {problem}"))
     if not images:
         return np.zeros((0, 3, card.image_size, card.image_size), np.float32)
     return np.concatenate(images)

@@ -23,6 +23,7 @@ A conversion makes one output per (width, target, precision):
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -37,6 +38,7 @@ from toolkit.errors import AtolError, ConfigError, DataError, ModelFileError
 from toolkit.fsutil import ensure_writable_dir, write_json
 
 WIDTH_CHOICES = ("0.25", "0.5", "0.75", "1.0", "all")
+WORK_PREFIX = ".mnv1-tk-convert."  # + pid: scratch directories inside the output directory
 
 
 @dataclass(frozen=True)
@@ -503,7 +505,8 @@ def _convert_source(src: _Source, targets: list[Target], precisions: list[Precis
     reference = load_predictor(src.path, card=card).run(images)  # the checkpoint itself for .ckpt sources
     labelled = options.eval_data is not None
     results = []
-    with tempfile.TemporaryDirectory(prefix=".mnv1-tk-convert.", dir=out_dir) as work:
+    _remove_stale_work_dirs(out_dir)
+    with tempfile.TemporaryDirectory(prefix=f"{WORK_PREFIX}{os.getpid()}.", dir=out_dir) as work:
         job = Job(src.onnx, card, options, Path(work))
         for target in targets:
             for precision in precisions:
@@ -542,6 +545,24 @@ def _convert_source(src: _Source, targets: list[Target], precisions: list[Precis
             step(f"{card.stem}: per-layer sensitivity")
             report(write_sensitivity_report(job, out_dir))
     return results
+
+
+def _remove_stale_work_dirs(out_dir: Path) -> None:
+    """Work directories of conversions that were killed (SIGKILL cannot clean up): those of dead processes."""
+    for work in out_dir.glob(f"{WORK_PREFIX}*.*"):
+        pid = work.name[len(WORK_PREFIX):].split(".")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def write_sensitivity_report(job: Job, out_dir: Path) -> tuple[Path, list]:

@@ -59,3 +59,8 @@ class DeviceError(ToolkitError):
 
 class OutputError(ToolkitError):
     """The output location cannot be written."""
+
+
+class ToolkitWarning(UserWarning):
+    """Something the run worked around (for example unreadable images it skipped); the CLI prints it as one
+    `warning:` line."""

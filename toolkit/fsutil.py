@@ -44,7 +44,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp_path, target)
     finally:
-        tmp_path.unlink(missing_ok=True)
+        for leftover in tmp_path.parent.glob(f"{tmp_path.stem}.*"):  # also a library's own scratch (MindSpore: .tmp)
+            leftover.unlink(missing_ok=True)
 
 
 def _umask() -> int:

@@ -97,9 +97,12 @@ def build_metadata(card: ModelCard) -> bytes:
 
 def add_metadata(model: bytes, card: ModelCard) -> bytes:
     """`model` with the metadata of `card` and its labels file attached."""
-    from tensorflow_lite_support.metadata.python.metadata import MetadataPopulator
+    from tensorflow_lite_support.metadata.python import metadata
 
-    populator = MetadataPopulator.with_model_buffer(model)
+    class BufferPopulator(metadata._MetadataPopulatorWithBuffer):
+        _model_file = ""  # its __del__ reads this even when __init__ failed (a full disk): no noise at exit
+
+    populator = BufferPopulator(model)
     populator.load_metadata_buffer(build_metadata(card))
     populator.load_associated_file_buffers({LABELS_FILE: ("\n".join(card.labels) + "\n").encode("utf-8")})
     populator.populate()

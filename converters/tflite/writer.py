@@ -25,7 +25,7 @@ from ai_edge_litert.schema_py_generated import BuiltinOptions as Options
 
 from converters.ir import Graph, Node, attr
 from converters.tflite.versions import OpSignature, op_version
-from toolkit.errors import UnsupportedOpError
+from toolkit.errors import QuantizationError, UnsupportedOpError
 
 TENSOR_TYPES = {
     "float32": schema.TensorType.FLOAT32,
@@ -349,7 +349,12 @@ def _check_output(graph: Graph, data: bytes) -> None:
 
     interpreter = Interpreter(model_content=data,
                               experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    interpreter.allocate_tensors()
+    try:
+        interpreter.allocate_tensors()
+    except RuntimeError as exc:  # a kernel's prepare refused a tensor: name the node, keep it one line
+        reason = " ".join(str(exc).split())
+        raise QuantizationError(f"LiteRT refuses the written {graph.name} model: {reason}",
+                                "report this model; --quant none or fp16 still work") from None
     written = interpreter.get_input_details() + interpreter.get_output_details()
     for details, name in zip(written, graph.inputs + graph.outputs):
         expected = graph.tensors[name]

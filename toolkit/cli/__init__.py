@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import warnings
+from errno import EDQUOT, EFBIG, ENOSPC
 
 import click
 
 from toolkit import __version__
-from toolkit.errors import ToolkitError
+from toolkit.errors import ToolkitError, ToolkitWarning
 
 
 class Group(click.Group):
@@ -38,9 +41,28 @@ class Group(click.Group):
                 raise
             click.secho(f"error: {exc}", fg="red", err=True)
             sys.exit(2)
+        except OSError as exc:
+            if exc.errno not in DISK_FULL or (ctx.obj and ctx.obj.get("debug")):
+                raise
+            where = f" writing {exc.filename}" if exc.filename else ""
+            click.secho(f"error: no space left{where}: {exc.strerror} (free disk space, or pass --out on "
+                        "another disk; what was written before is intact)", fg="red", err=True)
+            sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+
+
+DISK_FULL = (ENOSPC, EFBIG, EDQUOT)  # also a file over RLIMIT_FSIZE (Python ignores SIGXFSZ)
+_default_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """A ToolkitWarning is one `warning: ...` line on stderr; other warnings keep Python's format."""
+    if issubclass(category, ToolkitWarning):
+        click.secho(f"warning: {message}", fg="yellow", err=True)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -48,12 +70,16 @@ class Group(click.Group):
 @click.option("--debug", is_flag=True, help="Show tracebacks and MindSpore's own log.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
-    """MobileNetV1 from training to a phone: train, validate, export, convert, predict, zoo, bundle."""
+    """MobileNetV1 from training to a phone: train, validate, export, convert, predict, zoo, profile, bundle."""
     ctx.obj = {"debug": debug}
+    warnings.showwarning = _show_warning
     if not debug:
         os.environ.setdefault("GLOG_v", "4")  # MindSpore: only critical messages
         os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # OpenCV (also inside MindSpore's decoder): no warnings
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # MindSpore's Python logger prints even CRITICAL lines (a failed checkpoint save) before raising; the
+        # error line says it all. It is created lazily under this name, so disable it ahead.
+        logging.getLogger(f"ME.mindspore.log.{os.getpid()}").disabled = True
 
 
 # Subcommands register themselves on `main` when imported.

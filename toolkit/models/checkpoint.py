@@ -137,19 +137,19 @@ def checkpoint_card(model_path: str | Path, *, width: float | None = None, image
     A file without a card (a checkpoint from mindcv) gets one built from the options and the zoo's
     preprocessing; then width and image size are required.
     """
-    from toolkit.card import ModelCard, load_card
+    from toolkit.card import ModelCard, card_path, load_card
     from toolkit.errors import ModelCardError
     from toolkit.models.mobilenetv1 import WIDTHS, default_cfgs, model_name
 
     if width is not None and width not in WIDTHS:
         raise ModelCardError(f"there is no MobileNetV1 of width {width}", f"use one of {', '.join(map(str, WIDTHS))}")
-    try:
+    if card_path(model_path).is_file():  # a card that is there but wrong is an error, not a missing card
         card = load_card(model_path)
-    except ModelCardError:
+    else:
         if width is None or image_size is None:
             raise ModelCardError(f"{model_path} has no model card ({Path(model_path).name}.json)",
                                  "pass --width and --image-size (mindcv's ImageNet checkpoints also need "
-                                 "--activation relu --num-classes 1001)") from None
+                                 "--activation relu --num-classes 1001)")
         cfg = default_cfgs[model_name(width)]
         classes = num_classes or cfg.num_classes
         return ModelCard(model=model_name(width), width=width, image_size=image_size, num_classes=classes,

@@ -88,7 +88,21 @@ class MindIRPredictor(Predictor):
         except (RuntimeError, ValueError, TypeError) as exc:
             raise ModelFileError(f"{path} is not a valid MINDIR model ({type(exc).__name__})",
                                  "export it again with `mnv1-tk export --format mindir`") from None
-        return cls(path, card, graph)
+        predictor = cls(path, card, graph)
+        predictor._check_card()
+        return predictor
+
+    def _check_card(self) -> None:
+        """A MINDIR graph does not list its shapes: run the card's input once and check what comes out."""
+        try:
+            logits = self.run(np.zeros(self.card.input_shape, np.float32))
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise ModelCardError(f"model card {self.path}.json says input {list(self.card.input_shape)} but the model "
+                                 f"does not run on it ({type(exc).__name__})",
+                                 "use the card that was written with this model") from None
+        if logits.shape[-1] != self.card.num_classes:
+            raise ModelCardError(f"model card {self.path}.json says {self.card.num_classes} classes but the model "
+                                 f"outputs {logits.shape[-1]}", "use the card that was written with this model")
 
     @property
     def input_spec(self) -> InputSpec:
