@@ -19,6 +19,7 @@ import numpy as np
 
 from converters.ir import Graph
 from converters.ir.execute import run as run_float
+from converters.passes import global_pool_as_mean
 from quantize import reference
 from quantize.adaround import AdaRoundConfig, adaround
 from quantize.bias_correction import correct_biases
@@ -63,16 +64,21 @@ class Quantizer:
         self.progress(stage, 0, total)
         return lambda n: self.progress(stage, n, total)
 
+    def prepare(self, graph: Graph) -> Graph:
+        """The float graph the int8 model is made from: the global pool as the recipe wants it."""
+        check_quantizable(graph)
+        return global_pool_as_mean(graph) if self.recipe.global_pool == "mean" else graph
+
     def calibrate(self, graph: Graph, images: np.ndarray) -> CalibrationResult:
         """Histograms of every activation of `graph` over `images` (canonical NCHW)."""
-        check_quantizable(graph)
+        graph = self.prepare(graph)
         x = check_images(graph, to_nhwc(images))
         return calibrate(graph, x, progress=self._tick("calibrate", len(x)))
 
     def quantize(self, graph: Graph, images: np.ndarray, calibration: CalibrationResult | None = None
                  ) -> QuantizationResult:
         recipe = self.recipe
-        check_quantizable(graph)
+        graph = self.prepare(graph)
         x = check_images(graph, to_nhwc(images))
         calibration = calibration or self.calibrate(graph, images)
         equalization = None

@@ -12,6 +12,7 @@ from quantize.plan import IO_TYPES
 from quantize.reference import KERNEL_PROFILES
 from toolkit.errors import ConfigError
 
+GLOBAL_POOLS = ("mean", "avg_pool")
 PRESETS_DIR = Path(__file__).parent / "recipes"
 
 
@@ -29,10 +30,13 @@ class Recipe:
     auto_samples: int = 32          # images whose activations `auto` compares candidates on
     correction_images: int = 256    # images bias correction averages over
     kernels: str = "builtin"        # integer kernels to simulate: TFLite "builtin" (optimized) or "reference"
+    global_pool: str = "mean"       # the int8 global pool: "mean" (MEAN, as the TF converter; XNNPACK takes it
+                                    # whole) or "avg_pool" (AVERAGE_POOL_2D + RESHAPE)
 
     def __post_init__(self):
         checks = {"method": (self.method, ("auto", *METHODS)), "io": (self.io, IO_TYPES),
-                  "fallback": (self.fallback, ("none", "float")), "kernels": (self.kernels, KERNEL_PROFILES)}
+                  "fallback": (self.fallback, ("none", "float")), "kernels": (self.kernels, KERNEL_PROFILES),
+                  "global_pool": (self.global_pool, GLOBAL_POOLS)}
         for key, (value, allowed) in checks.items():
             if value not in allowed:
                 raise ConfigError(f"recipe {key}={value!r} is not valid", f"use one of: {', '.join(allowed)}")
