@@ -4,6 +4,9 @@
 `multiply_by_quantized_multiplier` follows tflite::MultiplyByQuantizedMultiplier in its default
 (double-rounding) build: gemmlowp's SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT.
 `rounding="single"` gives the TFLITE_SINGLE_ROUNDING variant (one rounding of x * m >> (31 - shift)).
+`rounding="ruy"` is what ruy's x86 kernels compute for LiteRT's optimized FULLY_CONNECTED: the same
+doubling high multiply, then a right shift that rounds half up, (x + 2**(e-1)) >> e, instead of
+half away from zero (measured on exact ties: -10.5006 -> -10, 91.4991 -> 92).
 """
 
 from __future__ import annotations
@@ -68,4 +71,7 @@ def multiply_by_quantized_multiplier(x: np.ndarray, multiplier, shift, rounding:
         return (x * multiplier + (np.int64(1) << (total_shift - 1))) >> total_shift
     left = np.maximum(shift, 0)
     right = np.maximum(-shift, 0)
-    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x * (np.int64(1) << left), multiplier), right)
+    high = saturating_rounding_doubling_high_mul(x * (np.int64(1) << left), multiplier)
+    if rounding == "ruy":
+        return (high + ((np.int64(1) << right) >> 1)) >> right
+    return rounding_divide_by_pot(high, right)

@@ -1,7 +1,8 @@
 """The TFLite int8 scheme: how float ranges and weights become quantization parameters.
 
 - weights: symmetric int8 in [-127, 127], zero point 0; per output channel for conv2d (axis 0,
-  [O,H,W,I]) and depthwise_conv2d (axis 3, [1,H,W,C]); per tensor for fully_connected;
+  [O,H,W,I]) and depthwise_conv2d (axis 3, [1,H,W,C]); fully_connected ([O,I]) per output channel
+  (axis 0) or per tensor (one scale, recipe fc_per_channel=False);
 - bias: int32, scale = input_scale * weight_scale, zero point 0;
 - activations: asymmetric int8 per tensor, the range nudged so that 0.0 is exact;
 - degenerate ranges are widened as the TFLite converter widens them (ExpandVerySmallRange in its
@@ -18,7 +19,7 @@ import numpy as np
 
 from converters.ir import QuantParams
 
-WEIGHT_AXIS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": None}
+WEIGHT_AXIS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": 0}  # the output-channel axis
 SHARES_INPUT_PARAMS = ("avg_pool2d", "reshape", "pad")
 SOFTMAX_PARAMS = QuantParams(np.array([1.0 / 256]), np.array([-128]))
 QMIN, QMAX = -128, 127
@@ -54,9 +55,10 @@ def weight_scales(weight: np.ndarray, axis: int | None) -> np.ndarray:
     return (np.maximum(peak.astype(np.float64), SMALLEST_HALF_RANGE) / WEIGHT_MAX).astype(np.float32)
 
 
-def weight_params(weight: np.ndarray, axis: int | None) -> QuantParams:
-    scales = weight_scales(weight, axis)
-    return QuantParams(scales, np.zeros(scales.size, np.int64), axis=axis or 0)
+def weight_params(weight: np.ndarray, axis: int, per_channel: bool = True) -> QuantParams:
+    """Symmetric params along `axis`, or one scale for the whole tensor (still tagged with `axis`)."""
+    scales = weight_scales(weight, axis if per_channel else None)
+    return QuantParams(scales, np.zeros(scales.size, np.int64), axis=axis)
 
 
 def broadcast_scale(values: np.ndarray, ndim: int, axis: int | None) -> np.ndarray:

@@ -85,7 +85,8 @@ class Quantizer:
         if recipe.cle:
             graph, equalization = equalize(graph, calibration.preact_max)
             calibration = calibrate(graph, x, progress=self._tick("calibrate (after CLE)", len(x)))
-        weights = {n.name: weight_params(graph.const(n.inputs[1]), WEIGHT_AXIS[n.op])
+        weights = {n.name: weight_params(graph.const(n.inputs[1]), WEIGHT_AXIS[n.op],
+                                         per_channel=n.op != "fully_connected" or recipe.fc_per_channel)
                    for n in quantizable_layers(graph)}
         ranges = choose_ranges(graph, calibration, ObserverConfig(recipe.method, recipe.percentile),
                                x[: recipe.auto_samples], weights)

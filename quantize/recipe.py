@@ -30,6 +30,7 @@ class Recipe:
     auto_samples: int = 32          # images whose activations `auto` compares candidates on
     correction_images: int = 256    # images bias correction averages over
     kernels: str = "builtin"        # integer kernels to simulate: TFLite "builtin" (optimized) or "reference"
+    fc_per_channel: bool = True     # the classifier's weights per output channel (else one scale)
     global_pool: str = "mean"       # the int8 global pool: "mean" (MEAN, as the TF converter; XNNPACK takes it
                                     # whole) or "avg_pool" (AVERAGE_POOL_2D + RESHAPE)
 

@@ -18,8 +18,9 @@ Two kernel profiles, both checked bit for bit against LiteRT 2.3 on x86-64:
   double rounding gives 22); QUANTIZE computes round-half-away(float32(x / scale)) and DEQUANTIZE
   float(double(scale) * (q - zero_point)).
 - "builtin": TFLite's optimized built-in kernels without delegates
-  (BUILTIN_WITHOUT_DEFAULT_DELEGATES), which is what ships. Every requantization, FULLY_CONNECTED's
-  included, uses double rounding. QUANTIZE and
+  (BUILTIN_WITHOUT_DEFAULT_DELEGATES), which is what ships. FULLY_CONNECTED (per tensor and per
+  channel) runs through ruy, whose x86 requantization rounds its final shift half up (see
+  quantize.fixed_point, rounding="ruy"): 1 LSB from double rounding at negative exact ties. QUANTIZE and
   DEQUANTIZE run 8 values at a time: QUANTIZE as round-half-to-even(float32(x * float32(1/scale))),
   DEQUANTIZE as float32(q * scale) + float32(-zero_point * scale); the values left over (a
   sample's size modulo 8) take the scalar formulas, round-half-away(x / double(scale)) and the
@@ -72,7 +73,9 @@ KERNEL_PROFILES = ("builtin", "reference")
 
 def rounding_of(node: Node, kernels: str) -> str:
     """The requantization rounding a kernel uses under a profile."""
-    return "single" if kernels == "reference" and node.op == "fully_connected" else "double"
+    if node.op != "fully_connected":
+        return "double"
+    return "single" if kernels == "reference" else "ruy"
 
 
 def finish(acc: np.ndarray, graph: Graph, node: Node, kernels: str) -> np.ndarray:
