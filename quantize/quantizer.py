@@ -23,7 +23,7 @@ from converters.passes import global_pool_as_mean
 from quantize import reference
 from quantize.adaround import AdaRoundConfig, adaround
 from quantize.bias_correction import correct_biases
-from quantize.calibrator import CalibrationResult, calibrate, check_images
+from quantize.calibrator import MIN_CALIBRATION_IMAGES, CalibrationResult, calibrate, check_images
 from quantize.cle import EqualizationReport, equalize
 from quantize.metrics import compare
 from quantize.observers import ObserverConfig
@@ -31,6 +31,7 @@ from quantize.params import WEIGHT_AXIS, activation_params, weight_params
 from quantize.plan import QuantPlan
 from quantize.ranges import RangeChoice, choose_ranges
 from quantize.recipe import Recipe
+from quantize.selection import CandidateScore, select
 from quantize.sensitivity import LayerSensitivity, layer_sensitivity, most_sensitive
 from quantize.transform import check_quantizable, quantizable_layers, to_int8
 
@@ -47,6 +48,7 @@ class QuantizationResult:
     equalization: EqualizationReport | None = None
     bias_correction: dict[str, tuple[float, float]] = field(default_factory=dict)
     sensitivity: list[LayerSensitivity] = field(default_factory=list)
+    selection: list[CandidateScore] = field(default_factory=list)  # method "select": every candidate's score
 
 
 def to_nhwc(images: np.ndarray) -> np.ndarray:
@@ -80,6 +82,10 @@ class Quantizer:
         recipe = self.recipe
         graph = self.prepare(graph)
         x = check_images(graph, to_nhwc(images))
+        if recipe.method == "select":
+            result, scores = select(lambda fields: Quantizer(recipe.replace(**fields), self.progress), graph, images,
+                                    recipe.select_holdout, MIN_CALIBRATION_IMAGES)
+            return dataclasses.replace(result, selection=scores)
         calibration = calibration or self.calibrate(graph, images)
         equalization = None
         if recipe.cle:
@@ -129,7 +135,10 @@ class Quantizer:
         logits = reference.run(graph, x, self.recipe.kernels)[graph.outputs[0]]
         return reference.dequantize_output(graph, logits)
 
+    def float_logits(self, result: QuantizationResult, images: np.ndarray) -> np.ndarray:
+        """Logits of the float model the int8 model was made from, on canonical NCHW images."""
+        return run_float(result.float_graph, to_nhwc(images))[result.float_graph.outputs[0]]
+
     def validate(self, result: QuantizationResult, images: np.ndarray, labels: np.ndarray | None = None) -> dict:
         """Float vs int8 logits on `images`: SQNR, KL, top-1 agreement (and accuracy with labels)."""
-        float_logits = run_float(result.float_graph, to_nhwc(images))[result.float_graph.outputs[0]]
-        return compare(float_logits, self.run(result, images), labels)
+        return compare(self.float_logits(result, images), self.run(result, images), labels)

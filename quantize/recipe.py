@@ -18,7 +18,9 @@ PRESETS_DIR = Path(__file__).parent / "recipes"
 
 @dataclass(frozen=True)
 class Recipe:
-    method: str = "auto"            # auto | minmax | percentile | mse | kl
+    method: str = "auto"            # auto | minmax | percentile | mse | kl | select (choose per model, see
+                                    # quantize.selection)
+    select_holdout: float = 0.25    # select: the fraction of calibration images held out to judge candidates
     percentile: float = 99.99
     cle: bool = True                # cross-layer equalization
     bias_correction: bool = True
@@ -35,7 +37,7 @@ class Recipe:
                                     # whole) or "avg_pool" (AVERAGE_POOL_2D + RESHAPE)
 
     def __post_init__(self):
-        checks = {"method": (self.method, ("auto", *METHODS)), "io": (self.io, IO_TYPES),
+        checks = {"method": (self.method, ("auto", "select", *METHODS)), "io": (self.io, IO_TYPES),
                   "fallback": (self.fallback, ("none", "float")), "kernels": (self.kernels, KERNEL_PROFILES),
                   "global_pool": (self.global_pool, GLOBAL_POOLS)}
         for key, (value, allowed) in checks.items():
@@ -43,6 +45,8 @@ class Recipe:
                 raise ConfigError(f"recipe {key}={value!r} is not valid", f"use one of: {', '.join(allowed)}")
         if not 50.0 < self.percentile <= 100.0:
             raise ConfigError(f"recipe percentile={self.percentile} is not valid", "use a value in (50, 100]")
+        if not 0.0 < self.select_holdout < 1.0:
+            raise ConfigError(f"recipe select_holdout={self.select_holdout} is not valid", "use a value in (0, 1)")
         if self.adaround_iterations < 1:
             raise ConfigError("recipe adaround_iterations must be >= 1")
         if self.fallback_layers < 0:
