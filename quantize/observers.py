@@ -25,6 +25,7 @@ class Histogram:
     """
 
     BINS = 4096
+    SAMPLES = 1 << 20
 
     def __init__(self):
         self.counts = np.zeros(self.BINS, np.int64)
@@ -34,16 +35,22 @@ class Histogram:
         self.zeros = 0
 
     def update(self, values: np.ndarray) -> None:
+        """Add `values`: their extremes exactly; into the bins at most SAMPLES of them (a fixed random
+        subset, uniform over positions and channels), which keeps the distribution at a fraction of
+        the cost on large inputs (a 224x224 width-1.0 layer holds 25M values per batch of 32)."""
         x = np.asarray(values, dtype=np.float32).ravel()
-        if not np.all(np.isfinite(x)):
+        lo, hi = float(x.min()), float(x.max())
+        if not (np.isfinite(lo) and np.isfinite(hi)):
             raise ValueError("activation holds NaN or Inf")
-        self.min = min(self.min, float(x.min()))
-        self.max = max(self.max, float(x.max()))
+        self.min = min(self.min, lo)
+        self.max = max(self.max, hi)
+        if x.size > self.SAMPLES:
+            x = x[np.random.default_rng(x.size).integers(0, x.size, self.SAMPLES)]
         nonzero = x[x != 0]
         self.zeros += x.size - nonzero.size
-        if nonzero.size == 0:
+        peak = max(abs(lo), abs(hi))
+        if peak == 0.0:
             return
-        peak = float(np.abs(nonzero).max())
         if self.limit == 0.0:
             self.limit = float(2.0 ** np.ceil(np.log2(peak)))
         while peak > self.limit:

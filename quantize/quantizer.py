@@ -51,6 +51,16 @@ class QuantizationResult:
     selection: list[CandidateScore] = field(default_factory=list)  # method "select": every candidate's score
 
 
+SAMPLE_PIXELS = 64 * 64  # inputs up to this size use the recipe's image counts as they are
+
+
+def sample(x: np.ndarray, count: int, floor: int) -> np.ndarray:
+    """The first `count` images, fewer for inputs over 64x64: a 224x224 image holds 12x the pixels,
+    so range search and bias correction need fewer images for the same statistics (at least `floor`)."""
+    pixels = x.shape[1] * x.shape[2]
+    return x[:max(min(floor, count), int(round(count * min(1.0, SAMPLE_PIXELS / pixels))))]
+
+
 def to_nhwc(images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(images, np.float32).transpose(0, 2, 3, 1))
 
@@ -95,21 +105,20 @@ class Quantizer:
                                          per_channel=n.op != "fully_connected" or recipe.fc_per_channel)
                    for n in quantizable_layers(graph)}
         ranges = choose_ranges(graph, calibration, ObserverConfig(recipe.method, recipe.percentile),
-                               x[: recipe.auto_samples], weights)
+                               sample(x, recipe.auto_samples, 8), weights)
         plan = QuantPlan(activations={t: activation_params(*c.range) for t, c in ranges.items()},
                          weights=weights, io=recipe.io)
         if recipe.adaround:
-            plan.round_up = adaround(graph, plan, x[: recipe.correction_images],
+            plan.round_up = adaround(graph, plan, sample(x, recipe.correction_images, 32),
                                      AdaRoundConfig(iterations=recipe.adaround_iterations),
                                      progress=self._tick("adaround", len(quantizable_layers(graph))))
         corrections = {}
         if recipe.bias_correction:
-            biases, corrections = correct_biases(graph, plan, x[: recipe.correction_images], recipe.kernels)
+            biases, corrections = correct_biases(graph, plan, sample(x, recipe.correction_images, 32), recipe.kernels)
             plan = dataclasses.replace(plan, biases=biases)
         sensitivity = []
         if recipe.fallback == "float" and recipe.fallback_layers > 0:
-            sample = x[: recipe.correction_images]
-            sensitivity = layer_sensitivity(graph, plan, sample, recipe.kernels,
+            sensitivity = layer_sensitivity(graph, plan, sample(x, recipe.correction_images, 32), recipe.kernels,
                                             progress=self._tick("sensitivity", len(quantizable_layers(graph))))
             plan = dataclasses.replace(plan, float_layers=most_sensitive(sensitivity, recipe.fallback_layers))
         qgraph = to_int8(graph, plan)

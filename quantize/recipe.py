@@ -30,7 +30,8 @@ class Recipe:
     fallback: str = "none"          # none | float
     fallback_layers: int = 1        # how many of the most sensitive layers stay float
     auto_samples: int = 32          # images whose activations `auto` compares candidates on
-    correction_images: int = 256    # images bias correction averages over
+    correction_images: int = 256    # images bias correction averages over (both counts for inputs up to 64x64;
+                                    # larger inputs use proportionally fewer, at least 8 and 32)
     kernels: str = "builtin"        # integer kernels to simulate: TFLite "builtin" (optimized) or "reference"
     fc_per_channel: bool = True     # the classifier's weights per output channel (else one scale)
     global_pool: str = "mean"       # the int8 global pool: "mean" (MEAN, as the TF converter; XNNPACK takes it
