@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from quantize.metrics import compare
+from toolkit.errors import CalibrationError
 
 SQNR_TIE_DB = 0.05
 CANDIDATES = {  # name -> recipe fields; every candidate keeps the base recipe's other fields
@@ -50,6 +51,10 @@ def select(quantizer_for, graph, images: np.ndarray, holdout: float, minimum: in
     `quantizer_for(fields)` makes the Quantizer of a candidate; images are canonical NCHW.
     """
     fit, held = split(images, holdout, minimum)
+    if len(fit) < minimum:
+        raise CalibrationError(f"method select holds out {len(held)} of {len(images)} calibration images and keeps "
+                               f"{len(fit)}; calibration needs at least {minimum}",
+                               "pass more calibration images (200-500 is typical) or a smaller select_holdout")
     calibration = quantizer_for({}).calibrate(graph, fit)
     best, best_score, scores = None, -np.inf, []
     for name, fields in CANDIDATES.items():
