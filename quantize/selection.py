@@ -4,7 +4,8 @@ The calibration images are split: the last `select_holdout` fraction is held out
 calibrates. One calibration serves every candidate (they differ only in range method, bias
 correction and the classifier's weight granularity, not in the float graph). Each candidate
 quantizes the model on the calibration part, and the one whose int8 logits are closest to the
-float logits on the held-out part (logits SQNR) is kept, with its result: no second pass.
+float logits on the held-out part (logits SQNR) is kept, with its result: no second pass. Inputs
+over 64x64 are scored on proportionally fewer held-out images (at least 16).
 Ties within 0.05 dB go to the earlier candidate, the cheaper one. What was chosen and why is
 reported per candidate (`--report`).
 """
@@ -19,6 +20,7 @@ from quantize.metrics import compare
 from toolkit.errors import CalibrationError
 
 SQNR_TIE_DB = 0.05
+SCORE_PIXELS = 64 * 64  # inputs up to this size are scored on every held-out image, larger ones on fewer
 CANDIDATES = {  # name -> recipe fields; every candidate keeps the base recipe's other fields
     "minmax +bc": {"method": "minmax", "bias_correction": True},
     "mse +bc": {"method": "mse", "bias_correction": True},
@@ -56,6 +58,8 @@ def select(quantizer_for, graph, images: np.ndarray, holdout: float, minimum: in
                                f"{len(fit)}; calibration needs at least {minimum}",
                                "pass more calibration images (200-500 is typical) or a smaller select_holdout")
     calibration = quantizer_for({}).calibrate(graph, fit)
+    pixels = images.shape[2] * images.shape[3]
+    held = held[:max(minimum, int(round(len(held) * min(1.0, SCORE_PIXELS / pixels))))]
     best, best_score, scores = None, -np.inf, []
     for name, fields in CANDIDATES.items():
         quantizer = quantizer_for(fields)
