@@ -56,7 +56,8 @@ SAMPLE_PIXELS = 64 * 64  # inputs up to this size use the recipe's image counts 
 
 def sample(x: np.ndarray, count: int, floor: int) -> np.ndarray:
     """The first `count` images, fewer for inputs over 64x64: a 224x224 image holds 12x the pixels,
-    so range search and bias correction need fewer images for the same statistics (at least `floor`)."""
+    so calibration histograms (at least 64 images), range search (8) and bias correction (32) need
+    fewer images for the same number of values per statistic (at least `floor`)."""
     pixels = x.shape[1] * x.shape[2]
     return x[:max(min(floor, count), int(round(count * min(1.0, SAMPLE_PIXELS / pixels))))]
 
@@ -84,7 +85,7 @@ class Quantizer:
     def calibrate(self, graph: Graph, images: np.ndarray) -> CalibrationResult:
         """Histograms of every activation of `graph` over `images` (canonical NCHW)."""
         graph = self.prepare(graph)
-        x = check_images(graph, to_nhwc(images))
+        x = sample(check_images(graph, to_nhwc(images)), len(images), 64)
         return calibrate(graph, x, progress=self._tick("calibrate", len(x)))
 
     def quantize(self, graph: Graph, images: np.ndarray, calibration: CalibrationResult | None = None
@@ -100,7 +101,7 @@ class Quantizer:
         equalization = None
         if recipe.cle:
             graph, equalization = equalize(graph, calibration.preact_max)
-            calibration = calibrate(graph, x, progress=self._tick("calibrate (after CLE)", len(x)))
+            calibration = calibrate(graph, sample(x, len(x), 64), progress=self._tick("calibrate (after CLE)", len(x)))
         weights = {n.name: weight_params(graph.const(n.inputs[1]), WEIGHT_AXIS[n.op],
                                          per_channel=n.op != "fully_connected" or recipe.fc_per_channel)
                    for n in quantizable_layers(graph)}

@@ -9,8 +9,8 @@ from toolkit.errors import CalibrationError
 
 
 def test_select_keeps_the_candidate_best_on_held_out_calibration_images(digits_set):
-    recipe = Recipe.load("default").replace(method="select", correction_images=64)
-    calib = digits_set.calib[:96]
+    recipe = Recipe.load("default").replace(method="select", correction_images=32)
+    calib = digits_set.calib[:64]
     result = Quantizer(recipe).quantize(digits_set.graph, calib)
 
     assert [s.name for s in result.selection] == list(CANDIDATES)
@@ -21,7 +21,7 @@ def test_select_keeps_the_candidate_best_on_held_out_calibration_images(digits_s
 
     # It is the chosen candidate's own quantization of the calibration part, and its held-out score is real.
     fit, held = split(calib, recipe.select_holdout, 16)
-    assert len(held) == 24 and len(fit) == 72
+    assert len(held) == 16 and len(fit) == 48
     again = Quantizer(result.recipe).quantize(digits_set.graph, fit)
     for name, params in result.plan.activations.items():
         assert np.array_equal(params.scale, again.plan.activations[name].scale), name
