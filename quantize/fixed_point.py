@@ -43,8 +43,8 @@ def saturating_rounding_doubling_high_mul(a: np.ndarray, b: np.ndarray) -> np.nd
     ab = a * b
     nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
     total = ab + nudge
-    # C++ integer division truncates toward zero.
-    result = np.where(total >= 0, total // (1 << 31), -((-total) // (1 << 31)))
+    # C++ integer division truncates toward zero (shifts: the same quotients, several times faster).
+    result = np.where(total >= 0, total >> 31, -((-total) >> 31))
     return np.where(overflow, INT32_MAX, result)
 
 
