@@ -1,9 +1,13 @@
-"""Our int8 quantizer against the converters' own post-training quantization, side by side.
+"""Our int8 quantizer against the converters' own post-training quantization, on models it was not tuned on.
 
-For every model (trained here on digits at several widths and input sizes; cached and resumed in
---out) all methods get the same calibration images and the same eval sets:
+The models are the shared digits set of `bench/model_set.py` (twelve MobileNetV1s of varied width,
+input size, activation, seed, schedule, augmentation and label smoothing, trained once into
+$MNV1TK_BENCH_MODELS). Defaults and recipe choices are made on its `tuning` group; this bench
+reports the `held_out` group (`--group tuning` shows the other). For every model all methods get
+the same calibration images and the same eval sets:
 
-- ours:    the default recipe, each range method, and each technique switched on and off;
+- ours:    the default recipe, per-model selection (`select`), each range method, and each
+           technique switched on and off;
 - ORT:     onnxruntime `quantize_static` (QDQ, per channel): MinMax, Entropy (128 and 2048 bins),
            Percentile, Distribution (activations kept), run in ONNX Runtime;
 - LiteRT:  the TFLite converter's own full-integer PTQ (LiteRT's calibrator), run in LiteRT;
@@ -13,15 +17,15 @@ For every model (trained here on digits at several widths and input sizes; cache
 Each int8 model runs in its own runtime on the clean val split and on three perturbed copies of it
 (Gaussian pixel noise and shifts, kept inside the valid pixel range). Reported per model and
 method: float and int8 top-1, top-1 agreement with float, logits SQNR and the softmax KL. A table
-per model, a summary of ours vs the best anchor, JSON, and a PNG chart.
+per model, a summary of ours vs the best anchor with a win / tie / loss count, JSON, and a PNG chart.
 
 The verdict reads SQNR first: on clean digits every good method agrees with float on all but a
 few images, so agreement only separates methods beyond its noise. Ours wins with more than 0.1 dB
 of SQNR, ties within 0.1 dB, and in both cases may not lose more than 2 images of agreement (the
 difference of two Poisson counts of about one disagreement each has a standard deviation of
-about 1.4 images).
+about 1.4 images). The bench exits 1 on any loss.
 
-    .venv/bin/python -m bench.quant_vs_anchors [--models 0.25@32,0.5@48,1.0@64] [--calib 300] [--out DIR]
+    .venv/bin/python -m bench.quant_vs_anchors [--group held_out|tuning] [--calib 300] [--out DIR]
 """
 
 from __future__ import annotations
@@ -31,12 +35,12 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bench.anchors import MSLITE_METHODS, ORT_METHODS, litert_quantize, ort_quantize
+from toolkit.fsutil import write_json
 
 PERTURBED_COPIES = 3
 SQNR_TIE_DB = 0.1
@@ -54,48 +58,10 @@ OURS = {  # name -> recipe fields over the default recipe
     "ours auto +adaround +bc": {"method": "auto", "cle": False, "bias_correction": True, "adaround": True},
     "ours mse +bc": {"method": "mse", "cle": False, "bias_correction": True},
     "ours minmax +bc": {"method": "minmax", "cle": False, "bias_correction": True},
+    "ours select": {"method": "select"},
+    "ours fc per tensor": {"fc_per_channel": False},
+    "ours avg_pool": {"global_pool": "avg_pool"},
 }
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    width: float
-    size: int
-
-    @property
-    def name(self) -> str:
-        from toolkit.models import model_name
-
-        return f"{model_name(self.width)}_{self.size}"
-
-
-def parse_models(text: str) -> list[ModelSpec]:
-    specs = []
-    for item in text.split(","):
-        width, _, size = item.partition("@")
-        specs.append(ModelSpec(float(width), int(size)))
-    return specs
-
-
-# ---- models and data --------------------------------------------------------------------------------
-def train_model(spec: ModelSpec, out: Path, epochs: int) -> Path:
-    """Train (or resume, or reuse) the model on digits; returns its exported ONNX (with card)."""
-    from rich.console import Console
-
-    from toolkit.export import export_model
-    from toolkit.models import model_name
-    from toolkit.train import load_config, train
-
-    run_dir = out / "models" / spec.name
-    onnx = run_dir / "export" / f"{spec.name}.onnx"
-    if onnx.is_file():
-        return onnx
-    overrides = {"model": model_name(spec.width), "image_resize": spec.size, "epoch_size": epochs,
-                 "decay_epochs": epochs, "ckpt_save_dir": str(run_dir)}
-    resume = any(run_dir.glob("*.ckpt"))
-    config = load_config("mobilenet_v1_025_digits", {**overrides, "resume_opt": resume} if resume else overrides)
-    result = train(config, console=Console(stderr=True))
-    return export_model(result.best_checkpoint, run_dir / "export", formats=("onnx",))["onnx"]
 
 
 def digits_pixels(split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -169,7 +135,8 @@ def evaluate(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> d
     return {k: metrics[k] for k in ("top1", "float_top1", "top1_agreement", "sqnr_db", "kl")}
 
 
-def benchmark_model(spec: ModelSpec, onnx: Path, calib_count: int, work: Path, progress) -> dict:
+def benchmark_model(spec, onnx: Path, calib_count: int, work: Path, progress) -> dict:
+    """`spec`: a bench.model_set.BenchModel."""
     from toolkit.card import load_card
 
     card = load_card(onnx)
@@ -205,7 +172,8 @@ def benchmark_model(spec: ModelSpec, onnx: Path, calib_count: int, work: Path, p
                                                  for k, x in sets.items()}}
         except Exception as exc:  # an anchor that fails is reported, not fatal
             rows[name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
-    return {"model": spec.name, "width": spec.width, "size": spec.size, "calibration_images": len(calib),
+    return {"model": spec.name, "group": spec.group, "width": spec.width, "size": spec.size,
+            "calibration_images": len(calib),
             "eval_images": {k: len(v) for k, v in set_labels.items()}, "checks": checks, "methods": rows}
 
 
@@ -306,8 +274,8 @@ def plot(results: list[dict], path: Path, window_db: float = 5.0) -> None:
 def main(argv=None) -> int:
     os.environ.setdefault("GLOG_v", "4")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default="0.25@32,0.5@48,1.0@64", help="width@size, comma-separated")
-    parser.add_argument("--epochs", type=int, default=8, help="digits training epochs per model")
+    parser.add_argument("--group", default="held_out", choices=("held_out", "tuning"),
+                        help="which group of bench/model_set.py to report (defaults are tuned on 'tuning')")
     parser.add_argument("--calib", type=int, default=300, help="calibration images (same for every method)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/quant_vs_anchors"))
     parser.add_argument("--json", action="store_true", help="print the JSON instead of the tables")
@@ -317,22 +285,25 @@ def main(argv=None) -> int:
 
     console = Console(stderr=True)
     args.out.mkdir(parents=True, exist_ok=True)
+    from bench.model_set import ensure_model, select
+
     results = []
-    for spec in parse_models(args.models):
+    for spec in select(args.group):
         cached = args.out / f"{spec.name}.json"
         if cached.is_file():
             results.append(json.loads(cached.read_text()))
             continue
-        console.print(f"[bold]{spec.name}[/]: training on digits ({args.epochs} epochs) or reusing")
-        onnx = train_model(spec, args.out, args.epochs)
+        console.print(f"[bold]{spec.name}[/]: training on digits or reusing the model set's cache")
+        model = ensure_model(spec, console=console)
         with tempfile.TemporaryDirectory() as work:
-            result = benchmark_model(spec, onnx, args.calib, Path(work), lambda text: console.print(f"  {text}"))
-        cached.write_text(json.dumps(result, indent=2))
+            result = benchmark_model(spec, model.onnx, args.calib, Path(work), lambda text: console.print(f"  {text}"))
+        write_json(cached, result)
         results.append(result)
     verdicts, table = summary(results)
-    report = {"results": results, "verdicts": verdicts}
-    (args.out / "report.json").write_text(json.dumps(report, indent=2))
-    plot(results, args.out / "sqnr.png")
+    counts = {v: sum(1 for x in verdicts if x["verdict"] == v) for v in ("win", "tie", "LOSS")}
+    report = {"group": args.group, "results": results, "verdicts": verdicts, "counts": counts}
+    write_json(args.out / f"report_{args.group}.json", report)
+    plot(results, args.out / f"sqnr_{args.group}.png")
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -341,7 +312,9 @@ def main(argv=None) -> int:
             out.print(model_table(result))
             out.print(f"checks: {result['checks']}")
         out.print(table)
-        out.print(f"JSON: {args.out / 'report.json'}   chart: {args.out / 'sqnr.png'}")
+        out.print(f"{args.group}: {counts['win']} wins, {counts['tie']} ties, {counts['LOSS']} losses against the best "
+                  f"anchor")
+        out.print(f"JSON: {args.out / f'report_{args.group}.json'}   chart: {args.out / f'sqnr_{args.group}.png'}")
     return 0 if all(v["verdict"] != "LOSS" for v in verdicts) else 1
 
 

@@ -4,6 +4,9 @@
 `multiply_by_quantized_multiplier` follows tflite::MultiplyByQuantizedMultiplier in its default
 (double-rounding) build: gemmlowp's SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT.
 `rounding="single"` gives the TFLITE_SINGLE_ROUNDING variant (one rounding of x * m >> (31 - shift)).
+`rounding="ruy"` is what ruy's x86 kernels compute for LiteRT's optimized FULLY_CONNECTED: the same
+doubling high multiply, then a right shift that rounds half up, (x + 2**(e-1)) >> e, instead of
+half away from zero (measured on exact ties: -10.5006 -> -10, 91.4991 -> 92).
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ def saturating_rounding_doubling_high_mul(a: np.ndarray, b: np.ndarray) -> np.nd
     ab = a * b
     nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
     total = ab + nudge
-    # C++ integer division truncates toward zero.
-    result = np.where(total >= 0, total // (1 << 31), -((-total) // (1 << 31)))
+    # C++ integer division truncates toward zero (shifts: the same quotients, several times faster).
+    result = np.where(total >= 0, total >> 31, -((-total) >> 31))
     return np.where(overflow, INT32_MAX, result)
 
 
@@ -68,4 +71,7 @@ def multiply_by_quantized_multiplier(x: np.ndarray, multiplier, shift, rounding:
         return (x * multiplier + (np.int64(1) << (total_shift - 1))) >> total_shift
     left = np.maximum(shift, 0)
     right = np.maximum(-shift, 0)
-    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x * (np.int64(1) << left), multiplier), right)
+    high = saturating_rounding_doubling_high_mul(x * (np.int64(1) << left), multiplier)
+    if rounding == "ruy":
+        return (high + ((np.int64(1) << right) >> 1)) >> right
+    return rounding_divide_by_pot(high, right)

@@ -1,9 +1,15 @@
 """The TFLite int8 scheme: how float ranges and weights become quantization parameters.
 
 - weights: symmetric int8 in [-127, 127], zero point 0; per output channel for conv2d (axis 0,
-  [O,H,W,I]) and depthwise_conv2d (axis 3, [1,H,W,C]); per tensor for fully_connected;
+  [O,H,W,I]) and depthwise_conv2d (axis 3, [1,H,W,C]); fully_connected ([O,I]) per output channel
+  (axis 0) or per tensor (one scale, recipe fc_per_channel=False);
 - bias: int32, scale = input_scale * weight_scale, zero point 0;
 - activations: asymmetric int8 per tensor, the range nudged so that 0.0 is exact;
+- degenerate ranges are widened as the TFLite converter widens them (ExpandVerySmallRange in its
+  quantization_utils.cc): a float range (activation, or a weight channel's min..max) no wider than
+  NEAR_ZERO_RANGE = 1e-6 grows to contain [-5e-7, 5e-7]. A dead activation then gets the scale
+  1e-6 / 255 (its ReLU6 bound, 6 / scale, still fits int32) and an all-zero weight channel the
+  scale 5e-7 / 127, instead of scales that overflow or divide by zero;
 - avg_pool2d, reshape and pad keep their input's parameters; softmax outputs 1/256, zero point -128.
 """
 
@@ -13,35 +19,46 @@ import numpy as np
 
 from converters.ir import QuantParams
 
-WEIGHT_AXIS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": None}
+WEIGHT_AXIS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": 0}  # the output-channel axis
 SHARES_INPUT_PARAMS = ("avg_pool2d", "reshape", "pad")
 SOFTMAX_PARAMS = QuantParams(np.array([1.0 / 256]), np.array([-128]))
 QMIN, QMAX = -128, 127
 WEIGHT_MAX = 127
 
 
+NEAR_ZERO_RANGE = 1e-6
+SMALLEST_HALF_RANGE = NEAR_ZERO_RANGE / 2
+
+
+def expand_small_range(lo: float, hi: float) -> tuple[float, float]:
+    """The converter's minimum range: [lo, hi] no wider than 1e-6 grows to contain [-5e-7, 5e-7]."""
+    if hi - lo > NEAR_ZERO_RANGE:
+        return lo, hi
+    return min(lo, -SMALLEST_HALF_RANGE), max(hi, SMALLEST_HALF_RANGE)
+
+
 def activation_params(lo: float, hi: float) -> QuantParams:
-    """Asymmetric int8 parameters for the float range [lo, hi] (widened to contain 0)."""
-    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
-    if hi - lo < 1e-8:
-        hi = lo + 1e-8
+    """Asymmetric int8 parameters for the float range [lo, hi] (widened to contain 0, and to 1e-6)."""
+    lo, hi = expand_small_range(min(float(lo), 0.0), max(float(hi), 0.0))
     scale = np.float32((hi - lo) / (QMAX - QMIN))
     zero_point = int(np.clip(np.round(QMIN - lo / float(scale)), QMIN, QMAX))
     return QuantParams(np.array([scale]), np.array([zero_point]))
 
 
 def weight_scales(weight: np.ndarray, axis: int | None) -> np.ndarray:
-    """Symmetric scales: max |w| / 127, per channel along `axis` (or per tensor when None)."""
+    """Symmetric scales: max |w| / 127, per channel along `axis` (or per tensor when None), at least
+    5e-7 / 127 (a channel whose min..max is within 1e-6 gets the half range 5e-7, see above)."""
     if axis is None:
         peak = np.array([np.abs(weight).max()])
     else:
         peak = np.abs(np.moveaxis(weight, axis, 0).reshape(weight.shape[axis], -1)).max(axis=1)
-    return np.where(peak > 0, peak / WEIGHT_MAX, 1.0).astype(np.float32)
+    return (np.maximum(peak.astype(np.float64), SMALLEST_HALF_RANGE) / WEIGHT_MAX).astype(np.float32)
 
 
-def weight_params(weight: np.ndarray, axis: int | None) -> QuantParams:
-    scales = weight_scales(weight, axis)
-    return QuantParams(scales, np.zeros(scales.size, np.int64), axis=axis or 0)
+def weight_params(weight: np.ndarray, axis: int, per_channel: bool = True) -> QuantParams:
+    """Symmetric params along `axis`, or one scale for the whole tensor (still tagged with `axis`)."""
+    scales = weight_scales(weight, axis if per_channel else None)
+    return QuantParams(scales, np.zeros(scales.size, np.int64), axis=axis)
 
 
 def broadcast_scale(values: np.ndarray, ndim: int, axis: int | None) -> np.ndarray:

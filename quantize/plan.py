@@ -21,7 +21,14 @@ IO_TYPES = ("float", "int8")
 class QuantPlan:
     """activations: params per activation tensor; weights: params per layer (node name);
     biases: the float bias per layer (after bias correction); round_up: AdaRound decisions per layer;
-    float_layers: layers kept in float; io: "float" (QUANTIZE/DEQUANTIZE at the edges) or "int8"."""
+    float_layers: layers kept in float; io: "float" (QUANTIZE/DEQUANTIZE at the edges) or "int8".
+
+    Weight params are per channel along `axis`, the output-channel axis of the IR weight (conv2d 0 of
+    [O,H,W,I], depthwise 3 of [1,H,W,C], fully_connected 0 of [O,I]); a single scale means per tensor
+    (check `scale.size`, not `axis`). The plan belongs to the float graph `Quantizer.prepare` returns
+    (`QuantizationResult.float_graph`): with recipe global_pool "mean" its global pool is one `mean`
+    node (axes (1, 2), keepdims False) whose output, the former reshape's, has its own activation
+    params (the avg_pool2d and reshape are gone)."""
 
     activations: dict[str, QuantParams] = field(default_factory=dict)
     weights: dict[str, QuantParams] = field(default_factory=dict)

@@ -19,10 +19,11 @@ import numpy as np
 
 from converters.ir import Graph
 from converters.ir.execute import run as run_float
+from converters.passes import global_pool_as_mean
 from quantize import reference
 from quantize.adaround import AdaRoundConfig, adaround
 from quantize.bias_correction import correct_biases
-from quantize.calibrator import CalibrationResult, calibrate, check_images
+from quantize.calibrator import MIN_CALIBRATION_IMAGES, CalibrationResult, calibrate, check_images
 from quantize.cle import EqualizationReport, equalize
 from quantize.metrics import compare
 from quantize.observers import ObserverConfig
@@ -30,6 +31,7 @@ from quantize.params import WEIGHT_AXIS, activation_params, weight_params
 from quantize.plan import QuantPlan
 from quantize.ranges import RangeChoice, choose_ranges
 from quantize.recipe import Recipe
+from quantize.selection import CandidateScore, select
 from quantize.sensitivity import LayerSensitivity, layer_sensitivity, most_sensitive
 from quantize.transform import check_quantizable, quantizable_layers, to_int8
 
@@ -46,6 +48,18 @@ class QuantizationResult:
     equalization: EqualizationReport | None = None
     bias_correction: dict[str, tuple[float, float]] = field(default_factory=dict)
     sensitivity: list[LayerSensitivity] = field(default_factory=list)
+    selection: list[CandidateScore] = field(default_factory=list)  # method "select": every candidate's score
+
+
+SAMPLE_PIXELS = 64 * 64  # inputs up to this size use the recipe's image counts as they are
+
+
+def sample(x: np.ndarray, count: int, floor: int) -> np.ndarray:
+    """The first `count` images, fewer for inputs over 64x64: a 224x224 image holds 12x the pixels,
+    so calibration histograms (at least 64 images), range search (8) and bias correction (32) need
+    fewer images for the same number of values per statistic (at least `floor`)."""
+    pixels = x.shape[1] * x.shape[2]
+    return x[:max(min(floor, count), int(round(count * min(1.0, SAMPLE_PIXELS / pixels))))]
 
 
 def to_nhwc(images: np.ndarray) -> np.ndarray:
@@ -63,40 +77,49 @@ class Quantizer:
         self.progress(stage, 0, total)
         return lambda n: self.progress(stage, n, total)
 
+    def prepare(self, graph: Graph) -> Graph:
+        """The float graph the int8 model is made from: the global pool as the recipe wants it."""
+        check_quantizable(graph)
+        return global_pool_as_mean(graph) if self.recipe.global_pool == "mean" else graph
+
     def calibrate(self, graph: Graph, images: np.ndarray) -> CalibrationResult:
         """Histograms of every activation of `graph` over `images` (canonical NCHW)."""
-        check_quantizable(graph)
-        x = check_images(graph, to_nhwc(images))
+        graph = self.prepare(graph)
+        x = sample(check_images(graph, to_nhwc(images)), len(images), 64)
         return calibrate(graph, x, progress=self._tick("calibrate", len(x)))
 
     def quantize(self, graph: Graph, images: np.ndarray, calibration: CalibrationResult | None = None
                  ) -> QuantizationResult:
         recipe = self.recipe
-        check_quantizable(graph)
+        graph = self.prepare(graph)
         x = check_images(graph, to_nhwc(images))
+        if recipe.method == "select":
+            result, scores = select(lambda fields: Quantizer(recipe.replace(**fields), self.progress), graph, images,
+                                    recipe.select_holdout, MIN_CALIBRATION_IMAGES)
+            return dataclasses.replace(result, selection=scores)
         calibration = calibration or self.calibrate(graph, images)
         equalization = None
         if recipe.cle:
             graph, equalization = equalize(graph, calibration.preact_max)
-            calibration = calibrate(graph, x, progress=self._tick("calibrate (after CLE)", len(x)))
-        weights = {n.name: weight_params(graph.const(n.inputs[1]), WEIGHT_AXIS[n.op])
+            calibration = calibrate(graph, sample(x, len(x), 64), progress=self._tick("calibrate (after CLE)", len(x)))
+        weights = {n.name: weight_params(graph.const(n.inputs[1]), WEIGHT_AXIS[n.op],
+                                         per_channel=n.op != "fully_connected" or recipe.fc_per_channel)
                    for n in quantizable_layers(graph)}
         ranges = choose_ranges(graph, calibration, ObserverConfig(recipe.method, recipe.percentile),
-                               x[: recipe.auto_samples], weights)
+                               sample(x, recipe.auto_samples, 8), weights)
         plan = QuantPlan(activations={t: activation_params(*c.range) for t, c in ranges.items()},
                          weights=weights, io=recipe.io)
         if recipe.adaround:
-            plan.round_up = adaround(graph, plan, x[: recipe.correction_images],
+            plan.round_up = adaround(graph, plan, sample(x, recipe.correction_images, 32),
                                      AdaRoundConfig(iterations=recipe.adaround_iterations),
                                      progress=self._tick("adaround", len(quantizable_layers(graph))))
         corrections = {}
         if recipe.bias_correction:
-            biases, corrections = correct_biases(graph, plan, x[: recipe.correction_images], recipe.kernels)
+            biases, corrections = correct_biases(graph, plan, sample(x, recipe.correction_images, 32), recipe.kernels)
             plan = dataclasses.replace(plan, biases=biases)
         sensitivity = []
         if recipe.fallback == "float" and recipe.fallback_layers > 0:
-            sample = x[: recipe.correction_images]
-            sensitivity = layer_sensitivity(graph, plan, sample, recipe.kernels,
+            sensitivity = layer_sensitivity(graph, plan, sample(x, recipe.correction_images, 32), recipe.kernels,
                                             progress=self._tick("sensitivity", len(quantizable_layers(graph))))
             plan = dataclasses.replace(plan, float_layers=most_sensitive(sensitivity, recipe.fallback_layers))
         qgraph = to_int8(graph, plan)
@@ -122,7 +145,10 @@ class Quantizer:
         logits = reference.run(graph, x, self.recipe.kernels)[graph.outputs[0]]
         return reference.dequantize_output(graph, logits)
 
+    def float_logits(self, result: QuantizationResult, images: np.ndarray) -> np.ndarray:
+        """Logits of the float model the int8 model was made from, on canonical NCHW images."""
+        return run_float(result.float_graph, to_nhwc(images))[result.float_graph.outputs[0]]
+
     def validate(self, result: QuantizationResult, images: np.ndarray, labels: np.ndarray | None = None) -> dict:
         """Float vs int8 logits on `images`: SQNR, KL, top-1 agreement (and accuracy with labels)."""
-        float_logits = run_float(result.float_graph, to_nhwc(images))[result.float_graph.outputs[0]]
-        return compare(float_logits, self.run(result, images), labels)
+        return compare(self.float_logits(result, images), self.run(result, images), labels)

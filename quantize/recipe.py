@@ -12,12 +12,15 @@ from quantize.plan import IO_TYPES
 from quantize.reference import KERNEL_PROFILES
 from toolkit.errors import ConfigError
 
+GLOBAL_POOLS = ("mean", "avg_pool")
 PRESETS_DIR = Path(__file__).parent / "recipes"
 
 
 @dataclass(frozen=True)
 class Recipe:
-    method: str = "auto"            # auto | minmax | percentile | mse | kl
+    method: str = "auto"            # auto | minmax | percentile | mse | kl | select (choose per model, see
+                                    # quantize.selection)
+    select_holdout: float = 0.25    # select: the fraction of calibration images held out to judge candidates
     percentile: float = 99.99
     cle: bool = True                # cross-layer equalization
     bias_correction: bool = True
@@ -27,17 +30,24 @@ class Recipe:
     fallback: str = "none"          # none | float
     fallback_layers: int = 1        # how many of the most sensitive layers stay float
     auto_samples: int = 32          # images whose activations `auto` compares candidates on
-    correction_images: int = 256    # images bias correction averages over
+    correction_images: int = 256    # images bias correction averages over (both counts for inputs up to 64x64;
+                                    # larger inputs use proportionally fewer, at least 8 and 32)
     kernels: str = "builtin"        # integer kernels to simulate: TFLite "builtin" (optimized) or "reference"
+    fc_per_channel: bool = True     # the classifier's weights per output channel (else one scale)
+    global_pool: str = "mean"       # the int8 global pool: "mean" (MEAN, as the TF converter; XNNPACK takes it
+                                    # whole) or "avg_pool" (AVERAGE_POOL_2D + RESHAPE)
 
     def __post_init__(self):
-        checks = {"method": (self.method, ("auto", *METHODS)), "io": (self.io, IO_TYPES),
-                  "fallback": (self.fallback, ("none", "float")), "kernels": (self.kernels, KERNEL_PROFILES)}
+        checks = {"method": (self.method, ("auto", "select", *METHODS)), "io": (self.io, IO_TYPES),
+                  "fallback": (self.fallback, ("none", "float")), "kernels": (self.kernels, KERNEL_PROFILES),
+                  "global_pool": (self.global_pool, GLOBAL_POOLS)}
         for key, (value, allowed) in checks.items():
             if value not in allowed:
                 raise ConfigError(f"recipe {key}={value!r} is not valid", f"use one of: {', '.join(allowed)}")
         if not 50.0 < self.percentile <= 100.0:
             raise ConfigError(f"recipe percentile={self.percentile} is not valid", "use a value in (50, 100]")
+        if not 0.0 < self.select_holdout < 1.0:
+            raise ConfigError(f"recipe select_holdout={self.select_holdout} is not valid", "use a value in (0, 1)")
         if self.adaround_iterations < 1:
             raise ConfigError("recipe adaround_iterations must be >= 1")
         if self.fallback_layers < 0:

@@ -3,7 +3,9 @@
 Conv, depthwise conv and fully-connected accumulate (x - x_zp) * w + bias in int32 (done here in
 float64, which is exact for int8 products summed over any MobileNetV1 layer), requantize with the
 per-channel fixed-point multiplier and shift, add the output zero point and clamp to the fused
-activation range. Average pooling rounds half away from zero. QUANTIZE / DEQUANTIZE follow the
+activation range. Average pooling rounds half away from zero. MEAN (the global pool as the TF
+converter writes it, keepdims=False) requantizes its sum as LiteRT's QuantizedMeanOrSum does, in
+both profiles (see `_mean`). QUANTIZE / DEQUANTIZE follow the
 float arithmetic of TFLite's kernels. Float nodes (layers kept in float) run on the float executor.
 
 It is the test oracle for the LiteRT int8 output and the tool for explaining quantization errors:
@@ -11,12 +13,14 @@ It is the test oracle for the LiteRT int8 output and the tool for explaining qua
 
 Two kernel profiles, both checked bit for bit against LiteRT 2.3 on x86-64:
 - "reference": TFLite's reference kernels (OpResolverType.BUILTIN_REF). Every requantization uses
-  the default double rounding; QUANTIZE computes round-half-away(float32(x / scale)) and DEQUANTIZE
+  the default double rounding except FULLY_CONNECTED's, which rounds once (single rounding: at an
+  exact tie of the double-rounded result it can land 1 LSB lower, measured: 21.49973 -> 21 where
+  double rounding gives 22); QUANTIZE computes round-half-away(float32(x / scale)) and DEQUANTIZE
   float(double(scale) * (q - zero_point)).
 - "builtin": TFLite's optimized built-in kernels without delegates
-  (BUILTIN_WITHOUT_DEFAULT_DELEGATES), which is what ships. Two kernels differ from the reference:
-  FULLY_CONNECTED runs through ruy, whose requantization rounds once (single rounding: ties go up
-  where double rounding sends some of them down, a 1-LSB difference at exact ties). QUANTIZE and
+  (BUILTIN_WITHOUT_DEFAULT_DELEGATES), which is what ships. FULLY_CONNECTED (per tensor and per
+  channel) runs through ruy, whose x86 requantization rounds its final shift half up (see
+  quantize.fixed_point, rounding="ruy"): 1 LSB from double rounding at negative exact ties. QUANTIZE and
   DEQUANTIZE run 8 values at a time: QUANTIZE as round-half-to-even(float32(x * float32(1/scale))),
   DEQUANTIZE as float32(q * scale) + float32(-zero_point * scale); the values left over (a
   sample's size modulo 8) take the scalar formulas, round-half-away(x / double(scale)) and the
@@ -69,7 +73,9 @@ KERNEL_PROFILES = ("builtin", "reference")
 
 def rounding_of(node: Node, kernels: str) -> str:
     """The requantization rounding a kernel uses under a profile."""
-    return "single" if kernels == "builtin" and node.op == "fully_connected" else "double"
+    if node.op != "fully_connected":
+        return "double"
+    return "single" if kernels == "reference" else "ruy"
 
 
 def finish(acc: np.ndarray, graph: Graph, node: Node, kernels: str) -> np.ndarray:
@@ -135,6 +141,23 @@ def _avg_pool(graph: Graph, node: Node, values: dict, kernels: str) -> np.ndarra
     return np.clip(mean, lo, hi).astype(np.int8)
 
 
+def _mean(graph: Graph, node: Node, values: dict, kernels: str) -> np.ndarray:
+    """LiteRT's int8 MEAN with keep_dims=False (reference_ops::QuantizedMeanOrSum, which the built-in
+    kernel runs too): the sum minus n * x_zp is requantized by QuantizeMultiplier(s_in / s_out) with
+    1/n folded in: multiplier * 2**k // n and shift - k, k = floor(log2 n) (at most 32 and 31 + shift)."""
+    x_q = graph.tensors[node.inputs[0]].quant
+    out_q = graph.tensors[node.outputs[0]].quant
+    axes = tuple(attr(node, "axes"))
+    x = values[node.inputs[0]].astype(np.int64)
+    count = int(np.prod([x.shape[a] for a in axes]))
+    total = x.sum(axis=axes, keepdims=bool(attr(node, "keepdims"))) - int(x_q.zero_point[0]) * count
+    multiplier, shift = quantize_multiplier(np.float64(x_q.scale[0]) / np.float64(out_q.scale[0]))
+    k = min(count.bit_length() - 1, 32, 31 + int(shift[0]))
+    multiplier = (multiplier << k) // count
+    y = multiply_by_quantized_multiplier(total, multiplier, shift - k) + out_q.zero_point[0]
+    return np.clip(y, out_q.qmin, out_q.qmax).astype(np.int8)
+
+
 def _pad(graph: Graph, node: Node, values: dict, kernels: str) -> np.ndarray:
     zp = int(graph.tensors[node.outputs[0]].quant.zero_point[0])
     return np.pad(values[node.inputs[0]], [tuple(p) for p in attr(node, "pads")], constant_values=zp)
@@ -192,6 +215,7 @@ INT8_KERNELS = {
     "depthwise_conv2d": _layer,
     "fully_connected": _layer,
     "avg_pool2d": _avg_pool,
+    "mean": _mean,
     "pad": _pad,
     "reshape": _reshape,
     "quantize": _quantize,

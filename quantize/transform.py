@@ -17,7 +17,7 @@ from quantize.params import (
 from quantize.plan import IO_TYPES, QuantPlan
 from toolkit.errors import UnsupportedOpError
 
-INT8_OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "avg_pool2d", "reshape", "pad", "softmax")
+INT8_OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "avg_pool2d", "mean", "reshape", "pad", "softmax")
 LAYERS = tuple(WEIGHT_AXIS)
 
 
@@ -33,6 +33,9 @@ def check_quantizable(graph: Graph) -> None:
         if node.op not in INT8_OPS:
             raise UnsupportedOpError(f"cannot quantize node '{node.name}' ({node.op})",
                                      f"int8 covers: {', '.join(INT8_OPS)}")
+        if node.op == "mean" and node.attrs.get("keepdims"):
+            raise UnsupportedOpError(f"mean node '{node.name}' keeps its reduced dims; int8 covers keepdims=False",
+                                     "lower the graph with mean_as='avg_pool'")
         if node.op in LAYERS and len(node.inputs) < 3:
             raise UnsupportedOpError(f"layer '{node.name}' has no bias tensor (run to_explicit_bias)")
     for tensor in graph.tensors.values():

@@ -580,6 +580,8 @@ def write_sensitivity_report(job: Job, out_dir: Path) -> tuple[Path, list]:
     rows = Quantizer(result.recipe).sensitivity(result, sample)
     stem = out_dir / f"{job.card.stem}.int8.sensitivity"
     write_json(Path(f"{stem}.json"), [asdict(r) for r in rows])
+    if result.selection:  # recipe method "select": what each candidate scored on held-out calibration images
+        write_json(out_dir / f"{job.card.stem}.int8.selection.json", [asdict(s) for s in result.selection])
     figure, axis = plt.subplots(figsize=(max(6.0, 0.32 * len(rows)), 4.0))
     colours = {"conv2d": "tab:blue", "depthwise_conv2d": "tab:orange", "fully_connected": "tab:green"}
     axis.bar(range(len(rows)), [r.logits_sqnr_db for r in rows], color=[colours[r.op] for r in rows])
@@ -594,7 +596,7 @@ def write_sensitivity_report(job: Job, out_dir: Path) -> tuple[Path, list]:
         figure.savefig(handle.name, dpi=120)
     os.replace(handle.name, png)
     plt.close(figure)
-    return png, rows
+    return png, rows, result.selection
 
 
 def convert(source: str | Path, options: ConvertOptions = ConvertOptions(),
@@ -603,8 +605,8 @@ def convert(source: str | Path, options: ConvertOptions = ConvertOptions(),
     """Convert `source` to every (width, target, precision) in `options`; see the module docstring.
 
     `on_step(description)` is called as each stage starts (for a progress display); with
-    `quantization.report`, `on_report((png_path, rows))` receives each sensitivity report. Options and
-    sources are checked before anything is written; a failure leaves no new output directory behind.
+    `quantization.report`, `on_report((png_path, rows, selection))` receives each sensitivity report and
+    the candidate scores of recipe method "select" (else empty). Options and sources are checked before anything is written; a failure leaves no new output directory behind.
     """
     targets = [TARGETS[t] for t in _split(options.to, tuple(TARGETS), "target")]
     precisions = [PRECISIONS[q] for q in _split(options.quant, tuple(PRECISIONS), "precision")]
@@ -710,6 +712,19 @@ def sensitivity_table(rows):
     return table
 
 
+def selection_table(scores):
+    """Recipe method "select": every candidate's score on the held-out calibration images, the chosen one bold."""
+    from rich.table import Table
+
+    table = Table(title="int8 recipe chosen per model: logits SQNR on held-out calibration images")
+    for column in ("candidate", "SQNR dB", "top-1 agreement", ""):
+        table.add_column(column, justify="left" if column == "candidate" else "right")
+    for s in scores:
+        table.add_row(s.name, f"{s.sqnr_db:.2f}", f"{100 * s.top1_agreement:.1f}%", "chosen" if s.chosen else "",
+                      style="bold" if s.chosen else None)
+    return table
+
+
 def convert_command(source: Path, *, to: str = "tflite", quant: str = "none", width: str | None = None,
                     image_size: int | None = None, out_dir: Path | None = None, data: str | None = None,
                     data_dir: str | None = None, num_eval: int = 32, check: bool = True,
@@ -739,11 +754,15 @@ def convert_command(source: Path, *, to: str = "tflite", quant: str = "none", wi
     if as_json:
         print(json.dumps({"outputs": [r.to_dict() for r in results],
                           "sensitivity": [{"chart": str(png), "layers": [asdict(r) for r in rows]}
-                                          for png, rows in reports]}, indent=2))
+                                          for png, rows, _ in reports],
+                          "selection": [[asdict(s) for s in scores] for _, _, scores in reports if scores]},
+                         indent=2))
     else:
         console = Console(width=None if sys.stdout.isatty() else 160)  # pipes: no wrapping
         console.print(results_table(results))
-        for png, rows in reports:
+        for png, rows, scores in reports:
+            if scores:
+                console.print(selection_table(scores))
             console.print(sensitivity_table(rows))
             console.print(f"chart: {png}")
     return results

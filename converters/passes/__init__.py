@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from converters.ir import Graph
 from converters.passes.fold_bn import fold_bn
-from converters.passes.fold_mean import fold_mean
+from converters.passes.fold_mean import fold_mean, global_pool_as_mean
 from converters.passes.fuse_activation import fuse_activation
 from converters.passes.fuse_bias_add import fuse_bias_add
 from converters.passes.to_explicit_bias import to_explicit_bias
@@ -26,5 +26,5 @@ def lower_for_tflite(graph: Graph, mean_as: str = "avg_pool") -> Graph:
     return graph
 
 
-__all__ = ["PIPELINE", "fold_bn", "fold_mean", "fuse_activation", "fuse_bias_add", "lower_for_tflite",
-           "to_explicit_bias", "to_nhwc"]
+__all__ = ["PIPELINE", "fold_bn", "fold_mean", "fuse_activation", "fuse_bias_add", "global_pool_as_mean",
+           "lower_for_tflite", "to_explicit_bias", "to_nhwc"]

@@ -38,3 +38,24 @@ def fold_mean(graph: Graph, to: str = "avg_pool") -> Graph:
         graph.add_node("reshape", f"{mean.name}_flatten", [pooled.name], mean.outputs, index=index + 1,
                        shape=(x[0], x[1] if graph.layout == "NCHW" else x[3]))
     return graph.verify()
+
+
+def global_pool_as_mean(graph: Graph) -> Graph:
+    """The inverse for the int8 graph: a global avg_pool2d (NHWC) flattened by a reshape to [N, C]
+    becomes one MEAN over (1, 2) with keepdims=False, as the TF converter writes it. XNNPACK takes that
+    MEAN in int8, where it leaves an int8 AVERAGE_POOL_2D to the CPU kernels between two partitions."""
+    graph = graph.copy()
+    for pool in [n for n in graph.nodes if n.op == "avg_pool2d" and graph.layout == "NHWC"]:
+        x = graph.tensors[pool.inputs[0]].shape
+        readers = graph.consumers(pool.outputs[0])
+        if (tuple(pool.attrs["kernel"]) != (x[1], x[2]) or tuple(pool.attrs["pads"]) != (0, 0, 0, 0)
+                or pool.attrs.get("act", "none") != "none" or pool.outputs[0] in graph.outputs
+                or len(readers) != 1 or readers[0].op != "reshape"
+                or tuple(graph.tensors[readers[0].outputs[0]].shape) != (x[0], x[3])):
+            continue
+        flatten = readers[0]
+        index = graph.nodes.index(pool)
+        graph.nodes[index] = Node("mean", pool.name, pool.inputs, flatten.outputs, {"axes": (1, 2), "keepdims": False})
+        graph.remove_node(flatten)
+        del graph.tensors[pool.outputs[0]]
+    return graph.verify()

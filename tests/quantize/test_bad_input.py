@@ -32,9 +32,17 @@ def test_nan_or_inf_weights_are_named(digits_set):
 
 def test_an_op_without_an_int8_scheme_is_named(digits_set):
     graph = digits_set.graph.copy()
+    layer = next(n for n in graph.nodes if n.op == "depthwise_conv2d")
+    layer.op, layer.inputs, layer.attrs = "relu6", layer.inputs[:1], {}
+    with pytest.raises(UnsupportedOpError, match=f"cannot quantize node '{layer.name}' \\(relu6\\)"):
+        Quantizer(Recipe(method="minmax")).quantize(graph, digits_set.calib)
+
+
+def test_a_mean_keeping_its_dims_is_refused(digits_set):
+    graph = digits_set.graph.copy()
     pool = next(n for n in graph.nodes if n.op == "avg_pool2d")
     pool.op, pool.attrs = "mean", {"axes": (1, 2), "keepdims": True}
-    with pytest.raises(UnsupportedOpError, match=f"cannot quantize node '{pool.name}' \\(mean\\)"):
+    with pytest.raises(UnsupportedOpError, match=f"mean node '{pool.name}' keeps its reduced dims"):
         Quantizer(Recipe(method="minmax")).quantize(graph, digits_set.calib)
 
 

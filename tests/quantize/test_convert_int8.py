@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from converters.tflite.metadata import read_metadata
+from quantize import Recipe
 from tests.cli import assert_one_line_error, invoke
 from toolkit.card import load_card
 
@@ -27,7 +28,7 @@ def test_int8_tflite_keeps_the_float_decisions(int8_run):
     assert row["top1"] >= row["source_top1"] - 0.01 and row["top5"] >= 0.99
     card = load_card(row["path"])
     assert (card.precision, card.input_dtype) == ("int8", "float32")
-    assert card.extra["quantization"]["recipe"]["method"] == "auto"
+    assert card.extra["quantization"]["recipe"] == Recipe.load("default").to_dict()
 
 
 def test_report_writes_a_chart_and_a_table_of_every_layer(int8_run):

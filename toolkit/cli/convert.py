@@ -36,7 +36,8 @@ from toolkit.convert import QuantOptions, convert_command
 @click.option("--quantizer", type=click.Choice(["ours", "mslite"]), default="ours", show_default=True,
               help="mslite: MindSpore Lite's own PTQ (with --to mslite), the anchor to beat.")
 @click.option("--recipe", default="default", show_default=True, help="Quantization recipe: a preset or a JSON file.")
-@click.option("--method", default=None, help="Activation ranges. ours: auto, minmax, percentile, mse, kl; "
+@click.option("--method", default=None, help="Activation ranges. ours: auto, minmax, percentile, mse, kl, select "
+                                             "(choose per model on held-out calibration images); "
                                              "mslite: max_min, kl, removal_outlier.")
 @click.option("--cle/--no-cle", default=None, help="Cross-layer equalization (default: the recipe's).")
 @click.option("--bias-correction/--no-bias-correction", default=None, help="Empirical bias correction.")
