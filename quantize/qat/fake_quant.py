@@ -7,7 +7,10 @@
   `quantize.params.WEIGHT_AXIS` says so);
 - biases: int32 at scale s_in * s_w.
 
-Rounding passes gradients straight through (STE). Ranges are learnt (LSQ: the gradient of the
+Layers compute on the integers themselves (int8 values in float32: their products and sums are
+exact), then scale the int32 accumulator to the output grid, so the forward pass follows the
+integer kernels up to the float32 rounding of that one multiplication. Rounding is half away from
+zero, as TFLite's, and passes gradients straight through (STE). Ranges are learnt (LSQ: the gradient of the
 quantization error reaches lo and hi, scaled by 1 / sqrt(numel * 127)) or follow an EMA of the batch
 min / max. `quant_params` is what the converter writes, computed by the same float32 operations.
 """
@@ -24,9 +27,14 @@ RANGE_MODES = ("lsq", "ema")
 MIN_RANGE = 1e-3  # a dead tensor still gets a usable scale (LiteRT refuses a fused ReLU6 that overflows)
 
 
+def round_half_away(x):
+    """std::round, as TFLite's requantization and average pool round."""
+    return ops.sign(x) * ops.floor(ops.abs(x) + 0.5)
+
+
 def round_ste(x):
-    """round(x) forward, identity backward."""
-    return x + ops.stop_gradient(ops.round(x) - x)
+    """round(x) forward, identity backward (the straight-through estimator)."""
+    return x + ops.stop_gradient(round_half_away(x) - x)
 
 
 def grad_scale(x, factor: float):
@@ -43,10 +51,24 @@ def scale_zero_point(lo, hi):
     return scale, zero_point
 
 
-def fake_quantize(x, scale, zero_point):
-    """Quantize to int8 and back; gradients pass inside the range (and reach scale, zero point)."""
-    q = ops.clip(round_ste(x / scale) + zero_point, QMIN, QMAX)
-    return (q - zero_point) * scale
+def quantize_centred(x, scale, zero_point):
+    """int8 value minus zero point (integers held in float32): the real value is this times scale."""
+    return ops.clip(round_ste(x / scale) + zero_point, QMIN, QMAX) - zero_point
+
+
+def requantize(acc, multiplier, double_rounding: bool):
+    """round(acc * multiplier) as TFLite's fixed-point requantization rounds it (STE backward).
+
+    TFLite multiplies by the multiplier's significand (in [0.5, 1)) and rounds, then divides by the
+    power of two and rounds again ("double rounding", its conv kernels); ruy's fully-connected rounds
+    once. Values within 2^-shift of a tie end up on different sides, so the simulation follows suit.
+    """
+    real = acc * multiplier
+    if not double_rounding:
+        return round_ste(real)
+    power = ops.pow(2.0, ops.maximum(-(ops.floor(ops.log2(multiplier)) + 1), 0.0))
+    rounded = round_half_away(round_half_away(acc * (multiplier * power)) / power)
+    return real + ops.stop_gradient(rounded - real)
 
 
 def weight_scale(weight, per_channel: bool):
@@ -56,16 +78,16 @@ def weight_scale(weight, per_channel: bool):
     return ops.stop_gradient(ops.where(peak > 0, peak / float(WEIGHT_MAX), ops.ones_like(peak)))
 
 
-def fake_quantize_weight(weight, scale):
+def quantize_weight(weight, scale):
+    """int8 weights (integers in float32), symmetric in [-127, 127]."""
     shape = (-1,) + (1,) * (weight.ndim - 1)
     s = scale.reshape(shape) if scale.shape[0] > 1 else scale.reshape(())
-    return ops.clip(round_ste(weight / s), -WEIGHT_MAX, WEIGHT_MAX) * s
+    return ops.clip(round_ste(weight / s), -WEIGHT_MAX, WEIGHT_MAX)
 
 
-def fake_quantize_bias(bias, input_scale, w_scale):
-    """Bias at int32 precision, scale s_in * s_w (the int32 limits are far beyond trained biases)."""
-    scale = ops.stop_gradient(input_scale * w_scale)
-    return round_ste(bias / scale) * scale
+def quantize_bias(bias, input_scale, w_scale):
+    """int32 bias (integers in float32) at scale s_in * s_w (the int32 limits are far beyond trained biases)."""
+    return round_ste(bias / ops.stop_gradient(input_scale * w_scale))
 
 
 class ActivationQuantizer(nn.Cell):
@@ -98,8 +120,9 @@ class ActivationQuantizer(nn.Cell):
         """(scale, zero point) as float32 tensors of shape [1]."""
         return scale_zero_point(self.lo, self.hi)
 
-    def construct(self, x):
-        x = x.astype(mstype.float32)
+    def training_params(self, x):
+        """(scale, zero point) for the batch `x` (float32): EMA ranges first take in its min / max,
+        learnt ones pass their gradient on, scaled by 1 / sqrt(numel * 127)."""
         if self.ema and self.training:
             lo = ops.stop_gradient(x.min().reshape(1)) if not self.nonnegative else self.lo
             hi = ops.stop_gradient(x.max().reshape(1))
@@ -112,5 +135,10 @@ class ActivationQuantizer(nn.Cell):
                 numel *= size
             factor = (numel * QMAX) ** -0.5
             lo, hi = grad_scale(lo, factor), grad_scale(hi, factor)
-        scale, zero_point = scale_zero_point(lo, hi)
-        return fake_quantize(x, scale, zero_point), scale, zero_point
+        return scale_zero_point(lo, hi)
+
+    def construct(self, x):
+        """float x -> (int8 values minus zero point, scale, zero point)."""
+        x = x.astype(mstype.float32)
+        scale, zero_point = self.training_params(x)
+        return quantize_centred(x, scale, zero_point), scale, zero_point

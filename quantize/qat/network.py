@@ -14,9 +14,8 @@ import numpy as np
 from mindspore import nn, ops
 
 from quantize.params import WEIGHT_AXIS
-from quantize.qat.fake_quant import (
-    ActivationQuantizer, fake_quantize, fake_quantize_bias, fake_quantize_weight, weight_scale,
-)
+from quantize.params import QMAX, QMIN
+from quantize.qat.fake_quant import ActivationQuantizer, quantize_bias, quantize_weight, requantize, round_ste, weight_scale
 
 RANGE_PREFIX = "qat."
 
@@ -39,13 +38,29 @@ class FoldedLayer(nn.Cell):
         return weight, bias
 
     def construct(self, x, input_scale):
+        """x: the input's int8 values minus its zero point; returns the same for the output, scale, zero point."""
         weight, bias = self.folded()
         w_scale = weight_scale(weight, True)
-        y = ops.conv2d(x, fake_quantize_weight(weight, w_scale), stride=self.stride, pad_mode="pad",
-                       padding=self.padding, groups=self.groups)
-        y = y + fake_quantize_bias(bias, input_scale, w_scale).reshape(1, -1, 1, 1)
-        y = ops.clamp(y, 0.0, 6.0) if self.relu6 else ops.relu(y)
-        return self.out_quant(y)
+        acc = ops.conv2d(x, quantize_weight(weight, w_scale), stride=self.stride, pad_mode="pad",
+                         padding=self.padding, groups=self.groups)
+        acc = acc + quantize_bias(bias, input_scale, w_scale).reshape(1, -1, 1, 1)
+        return requantize_output(acc, (input_scale * w_scale).reshape(1, -1, 1, 1), self.out_quant,
+                                 "relu6" if self.relu6 else "relu", True)
+
+
+def requantize_output(acc, acc_scale, quantizer: ActivationQuantizer, act: str, double_rounding: bool):
+    """int32 accumulator at `acc_scale` -> (int8 output minus zero point, scale, zero point), clamped to
+    the fused activation's range as `reference.activation_range` does."""
+    y = ops.stop_gradient(acc * acc_scale)
+    y = ops.clamp(y, 0.0, 6.0) if act == "relu6" else ops.relu(y) if act == "relu" else y
+    scale, zero_point = quantizer.training_params(y)
+    q = requantize(acc, acc_scale / scale, double_rounding) + zero_point
+    lo, hi = float(QMIN), float(QMAX)
+    if act in ("relu", "relu6"):
+        lo = ops.maximum(zero_point, lo)
+    if act == "relu6":
+        hi = ops.minimum(zero_point + round_ste(6.0 / scale), hi)
+    return ops.clip(q, lo, hi) - zero_point, scale, zero_point
 
 
 class QuantizedDense(nn.Cell):
@@ -58,8 +73,16 @@ class QuantizedDense(nn.Cell):
 
     def construct(self, x, input_scale):
         w_scale = weight_scale(self.dense.weight, self.per_channel)
-        y = ops.matmul(x, fake_quantize_weight(self.dense.weight, w_scale).T)
-        return self.out_quant(y + fake_quantize_bias(self.dense.bias, input_scale, w_scale))
+        acc = ops.matmul(x, quantize_weight(self.dense.weight, w_scale).T)
+        acc = acc + quantize_bias(self.dense.bias, input_scale, w_scale)
+        return requantize_output(acc, input_scale * w_scale, self.out_quant, "none", False)
+
+
+def global_pool(x, zero_point):
+    """The int8 global average pool: the mean of the int8 values rounded half away, on the input's grid."""
+    total = (x + zero_point).sum(axis=(2, 3))
+    count = x.shape[2] * x.shape[3]
+    return round_ste(total / count) - zero_point
 
 
 def _triples(features: nn.SequentialCell) -> list[tuple]:
@@ -108,8 +131,8 @@ class QATMobileNetV1(nn.Cell):
         x, scale, zero_point = self.input_quant(x)
         for layer in self.layers:
             x, scale, zero_point = layer(x, scale)
-        x = fake_quantize(ops.mean(x, (2, 3)), scale, zero_point)  # the int8 pool rounds to its input grid
-        return self.classifier(x, scale)[0]
+        logits, scale, _ = self.classifier(global_pool(x, zero_point), scale)
+        return logits * scale
 
     def float_forward(self, x) -> list:
         """The float model (BN folded with its moving statistics): the tensors QAT quantizes, in order."""
@@ -141,3 +164,22 @@ def initialise_ranges(network: QATMobileNetV1, batches) -> int:
     for quantizer, lo, hi in zip(network.quantizers(), lows, highs):
         quantizer.set_range(float(lo), float(hi))
     return seen
+
+
+def load_qat_network(path) -> QATMobileNetV1:
+    """The fake-quant network of a QAT checkpoint (weights and learnt ranges), in eval mode."""
+    from mindspore import Tensor
+
+    from quantize.qat.plan import CARD_KEY
+    from toolkit.card import load_card
+    from toolkit.models import create_model
+    from toolkit.models.checkpoint import read_checkpoint
+
+    card = load_card(path)
+    net = create_model(card.model, num_classes=card.num_classes, activation=card.activation)
+    network = QATMobileNetV1(net, card.extra[CARD_KEY]["ranges"])
+    saved = read_checkpoint(path)
+    for param in network.get_parameters():
+        param.set_data(Tensor(saved[param.name].asnumpy(), param.dtype))
+    network.set_train(False)
+    return network
