@@ -43,18 +43,20 @@ class FoldedLayer(nn.Cell):
         w_scale = weight_scale(weight, True)
         acc = ops.conv2d(x, quantize_weight(weight, w_scale), stride=self.stride, pad_mode="pad",
                          padding=self.padding, groups=self.groups)
-        acc = acc + quantize_bias(bias, input_scale, w_scale).reshape(1, -1, 1, 1)
-        return requantize_output(acc, (input_scale * w_scale).reshape(1, -1, 1, 1), self.out_quant,
+        return requantize_output(acc, quantize_bias(bias, input_scale, w_scale).reshape(1, -1, 1, 1),
+                                 (input_scale * w_scale).reshape(1, -1, 1, 1), self.out_quant,
                                  "relu6" if self.relu6 else "relu", True)
 
 
-def requantize_output(acc, acc_scale, quantizer: ActivationQuantizer, act: str, double_rounding: bool):
-    """int32 accumulator at `acc_scale` -> (int8 output minus zero point, scale, zero point), clamped to
-    the fused activation's range as `reference.activation_range` does."""
-    y = ops.stop_gradient(acc * acc_scale)
+def requantize_output(products, bias, acc_scale, quantizer: ActivationQuantizer, act: str, double_rounding: bool):
+    """int32 accumulator (products + bias, both integers) at `acc_scale` -> (int8 output minus zero point,
+    scale, zero point), clamped to the fused activation's range as `reference.activation_range` does.
+    The bias's real value does not depend on the input scale (it is requantized to it), nor its gradient."""
+    real = products * acc_scale + bias * ops.stop_gradient(acc_scale)
+    y = ops.stop_gradient(real)
     y = ops.clamp(y, 0.0, 6.0) if act == "relu6" else ops.relu(y) if act == "relu" else y
     scale, zero_point = quantizer.training_params(y)
-    q = requantize(acc, acc_scale / scale, double_rounding) + zero_point
+    q = requantize(products + bias, acc_scale / scale, double_rounding, real / scale) + zero_point
     lo, hi = float(QMIN), float(QMAX)
     if act in ("relu", "relu6"):
         lo = ops.maximum(zero_point, lo)
@@ -73,9 +75,9 @@ class QuantizedDense(nn.Cell):
 
     def construct(self, x, input_scale):
         w_scale = weight_scale(self.dense.weight, self.per_channel)
-        acc = ops.matmul(x, quantize_weight(self.dense.weight, w_scale).T)
-        acc = acc + quantize_bias(self.dense.bias, input_scale, w_scale)
-        return requantize_output(acc, input_scale * w_scale, self.out_quant, "none", False)
+        products = ops.matmul(x, quantize_weight(self.dense.weight, w_scale).T)
+        return requantize_output(products, quantize_bias(self.dense.bias, input_scale, w_scale), input_scale * w_scale,
+                                 self.out_quant, "none", False)
 
 
 def global_pool(x, zero_point):
