@@ -185,3 +185,16 @@ def load_qat_network(path) -> QATMobileNetV1:
         param.set_data(Tensor(saved[param.name].asnumpy(), param.dtype))
     network.set_train(False)
     return network
+
+
+def ranges_from_plan(network: QATMobileNetV1, graph, plan) -> None:
+    """Start every range where our PTQ put it (`plan`: a QuantPlan of `graph`, the lowered float graph of the
+    same model): the int8 grid [(-128 - zp) * s, (127 - zp) * s] of each quantized tensor."""
+    from quantize.params import QMAX, QMIN
+    from quantize.transform import quantizable_layers
+
+    tensors = [graph.inputs[0]] + [n.outputs[0] for n in quantizable_layers(graph)]
+    for quantizer, tensor in zip(network.quantizers(), tensors, strict=True):
+        params = plan.activations[tensor]
+        scale, zero_point = float(params.scale[0]), int(params.zero_point[0])
+        quantizer.set_range((QMIN - zero_point) * scale, (QMAX - zero_point) * scale)

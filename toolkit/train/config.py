@@ -157,8 +157,10 @@ class QATConfig:
     enabled: bool = option("qat", False, "quantization-aware fine-tuning of ckpt_path, distilled from it")
     ranges: str = option("qat_ranges", "lsq", "activation ranges: lsq (learnt) or ema (of batch min/max)",
                          choices=("lsq", "ema"))
+    init: str = option("qat_init", "ptq", "first ranges: ptq (our default PTQ recipe's) or minmax",
+                       choices=("ptq", "minmax"))
     calib_images: int = option("qat_calib_images", 256, "training images (eval transform) that set the first "
-                               "ranges (min/max)", check=POSITIVE)
+                               "ranges", check=(lambda v: v >= 16, ">= 16"))
     distill: str = option("distill_loss", "mse", "loss on the float model's logits: mse or kl",
                           choices=("mse", "kl"))
     label_weight: float = option("distill_label_weight", 0.0, "weight of a cross-entropy on the labels",

@@ -10,7 +10,10 @@ Model, activation, classes, input size and normalisation come from the source ch
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from toolkit.errors import ConfigError
 from toolkit.train.config import TrainConfig
@@ -47,10 +50,11 @@ def _float_model(config: TrainConfig, num_classes: int):
 
 
 def create_qat_networks(config: TrainConfig, num_classes: int, spec, say=print):
-    """(DistillationNet to train, QAT student copy to validate and save, its forward), ranges set from
-    the first `qat_calib_images` training images through the eval transform (the same on every worker)."""
+    """(DistillationNet to train, QAT student copy to validate and save, its forward); the first ranges are
+    our PTQ's (or min/max) on the first `qat_calib_images` training images through the eval transform
+    (the same on every worker)."""
     from quantize.qat.distill import DistillationNet
-    from quantize.qat.network import QATMobileNetV1, initialise_ranges
+    from quantize.qat.network import QATMobileNetV1, initialise_ranges, ranges_from_plan
     from toolkit.validate import eval_batches
 
     qat = config.qat
@@ -58,13 +62,33 @@ def create_qat_networks(config: TrainConfig, num_classes: int, spec, say=print):
     teacher = QATMobileNetV1(_float_model(config, num_classes), fake_quant=False)
     clean = QATMobileNetV1(_float_model(config, num_classes), qat.ranges)
     card = source_card(config)
-    batches = (images for images, _ in eval_batches(card, spec, config.data.train_split, limit=qat.calib_images,
-                                                      batch_size=64))
-    seen = initialise_ranges(student, batches)
-    say(f"QAT of {Path(config.model.checkpoint).name}: {qat.ranges} ranges from min/max of {seen} training images, "
-        f"{qat.distill} distillation" + (f" + {qat.label_weight} x labels" if qat.label_weight else ""))
+    images = np.concatenate([x for x, _ in eval_batches(card, spec, config.data.train_split, limit=qat.calib_images,
+                                                        batch_size=64)])
+    if qat.init == "ptq":
+        graph, plan = _ptq_plan(config, images)
+        ranges_from_plan(student, graph, plan)
+    else:
+        initialise_ranges(student, [images[i:i + 64] for i in range(0, len(images), 64)])
+    say(f"QAT of {Path(config.model.checkpoint).name}: {qat.ranges} ranges, first set by {qat.init} on "
+        f"{len(images)} training images; {qat.distill} distillation"
+        + (f" + {qat.label_weight} x labels" if qat.label_weight else ""))
     clean.set_train(False)
     return DistillationNet(student, teacher), clean, clean
+
+
+def _ptq_plan(config: TrainConfig, images: np.ndarray):
+    """(lowered float graph, our default recipe's QuantPlan) of the source checkpoint."""
+    from converters.onnx_import import import_onnx
+    from converters.passes import lower_for_tflite
+    from quantize import Quantizer, Recipe
+    from toolkit.card import load_card
+    from toolkit.export import export_model
+
+    with tempfile.TemporaryDirectory(prefix="mnv1-tk-qat-") as scratch:
+        onnx = export_model(config.model.checkpoint, Path(scratch), formats=("onnx",))["onnx"]
+        graph = lower_for_tflite(import_onnx(onnx, load_card(onnx)))
+    result = Quantizer(Recipe.load("default")).quantize(graph, images)
+    return result.float_graph, result.plan
 
 
 def distillation_loss(config: TrainConfig, num_classes: int):
