@@ -14,7 +14,7 @@ three perturbed copies (as in quant_vs_anchors): logits SQNR, top-1 agreement, t
 Goal per model: QAT >= best PTQ anchor + 3 dB of SQNR on both sets, and QAT top-1 >= float top-1.
 Exit status 1 when a model misses it.
 
-    .venv/bin/python -m bench.qat [--epochs 3] [--lr 0.005] [--anchors bench/results/quant_vs_anchors]
+    .venv/bin/python -m bench.qat [--epochs 2] [--lr 0.001] [--limit N] [--anchors bench/results/quant_vs_anchors]
 """
 
 from __future__ import annotations
@@ -190,14 +190,15 @@ def plot(results: list[dict], path: Path) -> None:
 
 def main(argv=None) -> int:
     os.environ.setdefault("GLOG_v", "4")
-    from bench.model_set import cache_dir, ensure_models
+    from bench.model_set import cache_dir, ensure_model, select
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=3, help="QAT epochs")
-    parser.add_argument("--lr", type=float, default=0.005, help="QAT peak learning rate (cosine decay)")
+    parser.add_argument("--epochs", type=int, default=2, help="QAT epochs")
+    parser.add_argument("--lr", type=float, default=0.001, help="QAT peak learning rate (cosine decay)")
     parser.add_argument("--calib", type=int, default=300, help="calibration images of the PTQ methods")
     parser.add_argument("--anchors", type=Path, default=Path("bench/results/quant_vs_anchors"),
                         help="quant_vs_anchors' results directory, whose per-model JSON is reused when present")
+    parser.add_argument("--limit", type=int, help="only the first N held-out models")
     parser.add_argument("--out", type=Path, default=Path("bench/results/qat"))
     args = parser.parse_args(argv)
     args.cache = cache_dir()
@@ -209,7 +210,8 @@ def main(argv=None) -> int:
     console = Console(stderr=True)
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
-    for model in ensure_models("held_out", console=console):
+    for spec in select("held_out")[:args.limit]:
+        model = ensure_model(spec, console=console)
         cached = args.out / f"{model.spec.name}.json"
         if cached.is_file() and json.loads(cached.read_text())["qat"]["epochs"] == args.epochs:
             results.append(json.loads(cached.read_text()))
