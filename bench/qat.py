@@ -199,6 +199,7 @@ def main(argv=None) -> int:
     parser.add_argument("--anchors", type=Path, default=Path("bench/results/quant_vs_anchors"),
                         help="quant_vs_anchors' results directory, whose per-model JSON is reused when present")
     parser.add_argument("--limit", type=int, help="only the first N held-out models")
+    parser.add_argument("--only", help="only the held-out model of this name (its JSON joins the report)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/qat"))
     args = parser.parse_args(argv)
     args.cache = cache_dir()
@@ -211,11 +212,13 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
     for spec in select("held_out")[:args.limit]:
-        model = ensure_model(spec, console=console)
-        cached = args.out / f"{model.spec.name}.json"
+        cached = args.out / f"{spec.name}.json"
         if cached.is_file() and json.loads(cached.read_text())["qat"]["epochs"] == args.epochs:
             results.append(json.loads(cached.read_text()))
             continue
+        if args.only not in (None, spec.name):
+            continue
+        model = ensure_model(spec, console=console)
         with tempfile.TemporaryDirectory() as work:
             result = benchmark_model(model, args, Path(work), console)
         write_json(cached, result)

@@ -57,7 +57,7 @@ def requantize_output(products, bias, acc_scale, quantizer: ActivationQuantizer,
     y = ops.clamp(y, 0.0, 6.0) if act == "relu6" else ops.relu(y) if act == "relu" else y
     scale, zero_point = quantizer.training_params(y)
     q = requantize(products + bias, acc_scale / scale, double_rounding, real / scale) + zero_point
-    lo, hi = float(QMIN), float(QMAX)
+    lo, hi = ops.full_like(zero_point, QMIN), ops.full_like(zero_point, QMAX)
     if act in ("relu", "relu6"):
         lo = ops.maximum(zero_point, lo)
     if act == "relu6":
