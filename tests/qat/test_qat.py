@@ -95,21 +95,6 @@ def test_qat_checkpoint_converts_to_what_training_computed(qat_run, tmp_path):
     assert np.mean(trained.argmax(1) == ours.argmax(1)) >= 0.98
 
 
-def test_qat_run_resumes(qat_run):
-    from rich.console import Console
-
-    from toolkit.train import load_config, train
-
-    config = load_config(qat_run.directory / "config.yaml", {"epoch_size": 2, "resume_opt": True})
-    resumed = train(config, console=Console(stderr=True, quiet=True))
-    assert [r["epoch"] for r in resumed.history] == [2]
-    from toolkit.card import load_card
-
-    assert "qat" in load_card(resumed.last_checkpoint).extra
-    events = [line for line in (qat_run.directory / "metrics.jsonl").read_text().splitlines() if '"resume"' in line]
-    assert len(events) == 1
-
-
 def test_qat_needs_a_checkpoint(tmp_path):
     result = invoke("train", "-c", "mobilenet_v1_025_digits", "--qat", "--out", tmp_path / "run")
     assert_one_line_error(result, "--qat", "--from CKPT")
