@@ -167,13 +167,16 @@ def _recipe(options: QuantOptions):
 def _quantize(job: Job, graph):
     """Our int8 graph of `graph` (the lowered float graph), made once per source."""
     from quantize import Quantizer
+    from quantize.qat import qat_ranges, quantize_qat
 
     if job.quantized is None:
         options = job.options.quantization
         if options.quantizer != "ours":
             raise ConfigError(f"--quantizer {options.quantizer} only applies to --to mslite",
                               "drop --quantizer, or convert to mslite only")
-        job.quantized = Quantizer(_recipe(options)).quantize(graph, job.calibration_images())
+        learnt = qat_ranges(job.card)  # a QAT checkpoint: its learnt ranges, no calibration
+        job.quantized = (quantize_qat(graph, learnt, _recipe(options)) if learnt is not None
+                         else Quantizer(_recipe(options)).quantize(graph, job.calibration_images()))
     return job.quantized.graph
 
 
@@ -624,7 +627,7 @@ def convert(source: str | Path, options: ConvertOptions = ConvertOptions(),
         raise ConfigError("--soc applies to --to qnn", "add qnn to --to, or drop --soc")
     if options.npu:
         targets = targets + _npu_targets(options.npu, targets, precisions)
-    _check_quant_options(options, targets, precisions)
+    _check_quant_options(options, targets, precisions, learnt_ranges=_is_qat_checkpoint(Path(source)))
     options = ConvertOptions(**{**options.__dict__, "width": parse_width(options.width)})
     source = Path(source)
     if source.suffix.lower() == ".tflite" and any(t.name == "mslite" for t in targets) and \
@@ -647,12 +650,24 @@ def convert(source: str | Path, options: ConvertOptions = ConvertOptions(),
     return results
 
 
-def _check_quant_options(options: ConvertOptions, targets: list[Target], precisions: list[Precision]) -> None:
+def _is_qat_checkpoint(source: Path) -> bool:
+    """A model file whose card carries QAT's learnt ranges (it needs no calibration images)."""
+    from quantize.qat import CARD_KEY
+    from toolkit.errors import ModelCardError
+
+    try:
+        return source.is_file() and CARD_KEY in load_card(source).extra
+    except ModelCardError:
+        return False
+
+
+def _check_quant_options(options: ConvertOptions, targets: list[Target], precisions: list[Precision],
+                         learnt_ranges: bool = False) -> None:
     """int8 options are checked before any work: recipe, quantizer, method."""
     q = options.quantization
     if not any(p.name == "int8" for p in precisions):
         return
-    if q.calib is None:
+    if q.calib is None and not (learnt_ranges and q.quantizer == "ours"):
         raise ConfigError("--quant int8 needs calibration images", "pass --calib digits, an image folder or a .npy")
     if q.quantizer not in ("ours", "mslite"):
         raise ConfigError(f"unknown --quantizer {q.quantizer}", "use ours or mslite")

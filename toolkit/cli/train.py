@@ -27,15 +27,20 @@ from toolkit.cli import main
 @click.option("--amp-level", type=click.Choice(["O0", "O1", "O2", "O3"]), help="Mixed precision.")
 @click.option("--ema", is_flag=True, default=None, help="Keep and save an EMA of the weights.")
 @click.option("--seed", type=int, help="Random seed.")
+@click.option("--qat", is_flag=True, default=None,
+              help="Quantization-aware fine-tuning of --from CKPT, distilled from its float logits.")
+@click.option("--from", "qat_from", metavar="CKPT", help="The trained checkpoint --qat fine-tunes.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any config key, e.g. --set label_smoothing=0.1.")
 def train(config_file, data_dir, dataset, model, image_size, num_classes, activation, pretrained, epochs, batch_size,
-          lr, ckpt_save_dir, resume, device_target, distributed, amp_level, ema, seed, sets):
+          lr, ckpt_save_dir, resume, device_target, distributed, amp_level, ema, seed, qat, qat_from, sets):
     """Train MobileNetV1 on MindSpore. YAML sets the defaults, flags override them.
 
     \b
     Examples:
       mnv1-tk train -c mobilenet_v1_025_digits --out runs/digits
       mnv1-tk train -c mobilenet_v1_025_digits --out runs/digits --resume
+      mnv1-tk train -c mobilenet_v1_025_digits --qat --from runs/digits/mobilenet_v1_025_best.ckpt \\
+          --epochs 3 --lr 0.005 --out runs/digits_qat
       msrun --worker_num=8 --local_worker_num=8 mnv1-tk train -c mobilenet_v1_100_ascend \\
           --data-dir /data/imagenet --distributed
     """
@@ -43,7 +48,8 @@ def train(config_file, data_dir, dataset, model, image_size, num_classes, activa
 
     train_from_config(config_file, {
         "data_dir": data_dir, "dataset": dataset, "model": model, "image_resize": image_size,
-        "num_classes": num_classes, "activation": activation, "ckpt_path": pretrained, "epoch_size": epochs,
+        "num_classes": num_classes, "activation": activation, "ckpt_path": qat_from or pretrained, "qat": qat,
+        "epoch_size": epochs,
         "batch_size": batch_size, "lr": lr, "ckpt_save_dir": ckpt_save_dir, "resume_opt": resume,
         "device_target": device_target, "distribute": distributed, "amp_level": amp_level, "ema": ema, "seed": seed,
     }, sets)

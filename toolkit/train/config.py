@@ -153,6 +153,22 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class QATConfig:
+    enabled: bool = option("qat", False, "quantization-aware fine-tuning of ckpt_path, distilled from it")
+    ranges: str = option("qat_ranges", "lsq", "activation ranges: lsq (learnt) or ema (of batch min/max)",
+                         choices=("lsq", "ema"))
+    init: str = option("qat_init", "ptq", "first ranges: ptq (our default PTQ recipe's) or minmax",
+                       choices=("ptq", "minmax"))
+    calib_images: int = option("qat_calib_images", 256, "training images (eval transform) that set the first "
+                               "ranges", check=(lambda v: v >= 16, ">= 16"))
+    distill: str = option("distill_loss", "mse", "loss on the float model's logits: mse or kl",
+                          choices=("mse", "kl"))
+    label_weight: float = option("distill_label_weight", 0.0, "weight of a cross-entropy on the labels",
+                                 check=NON_NEGATIVE)
+    temperature: float = option("distill_temperature", 1.0, "softmax temperature of the kl loss", check=POSITIVE)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     system: SystemConfig = field(default_factory=SystemConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -164,6 +180,7 @@ class TrainConfig:
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    qat: QATConfig = field(default_factory=QATConfig)
 
     def replace(self, **groups) -> "TrainConfig":
         return dataclasses.replace(self, **groups)

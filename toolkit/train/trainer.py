@@ -28,6 +28,8 @@ from toolkit.fsutil import ensure_writable_dir, write_text
 from toolkit.train.checkpoints import TRAIN_PREFIX, CheckpointManager, save_params
 from toolkit.train.config import PrecisionConfig, TrainConfig, load_config, save_config
 from toolkit.train.distributed import all_reduce_sum, setup
+from toolkit.train.qat import card_extra as qat_card_extra
+from toolkit.train.qat import create_qat_networks, distillation_loss, with_source_model
 
 METRICS_FILE, CONFIG_FILE = "metrics.jsonl", "config.yaml"
 
@@ -205,14 +207,17 @@ class Trainer:
         if num_classes < len(labels):
             raise ConfigError(f"num_classes {num_classes} is smaller than the dataset's {len(labels)} classes",
                               f"set num_classes to at least {len(labels)}")
-        network, clean, forward = self.create_networks(num_classes)
+        if config.qat.enabled:
+            network, clean, forward = create_qat_networks(config, num_classes, spec, self._print)
+        else:
+            network, clean, forward = self.create_networks(num_classes)
         card = ModelCard(model=config.model.name, width=clean.width, image_size=config.data.image_size,
                          num_classes=num_classes,
                          labels=labels + tuple(f"class_{i}" for i in range(len(labels), num_classes)),
                          mean=tuple(mean), std=tuple(std), crop_pct=config.data.crop_pct,
                          interpolation=config.data.interpolation, activation=config.model.activation, format="ckpt",
                          source="mnv1-tk train")
-        loss_fn = create_loss(config.loss, num_classes)
+        loss_fn = distillation_loss(config, num_classes) if config.qat.enabled else create_loss(config.loss, num_classes)
         steps_per_epoch = loader.get_dataset_size()
         lrs = create_scheduler(config.scheduler, steps_per_epoch, config.run.epochs)
         optimizer = create_optimizer(network, config.optimizer, lrs, optimizer_loss_scale(config.precision))
@@ -323,6 +328,8 @@ class Trainer:
             if self.workers.is_main:
                 extra = {"epoch": epoch, "global_step": run.global_step, "ema": run.ema is not None}
                 extra.update({f"val_{k}": record[k] for k in ("top1", "top5") if k in record})
+                if self.config.qat.enabled:
+                    extra.update(qat_card_extra(run.clean, self.config))
                 card = run.card.replace(extra=extra)
                 run.manager.save_weights(run.clean, card, run.last_path)
                 if improved:
@@ -416,6 +423,8 @@ def _epoch_line(record: dict, epochs: int, improved: bool) -> str:
 def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
     """Train a MobileNetV1 as `config` says; checkpoints, cards, metrics.jsonl and config.yaml go to
     `config.checkpoint.directory`."""
+    if config.qat.enabled:
+        config = with_source_model(config)
     return Trainer(config, console).fit()
 
 

@@ -1,0 +1,235 @@
+"""Quantization-aware fine-tuning against post-training quantization, on the held-out models.
+
+For every held-out model of `bench/model_set.py` (trained once, cached in $MNV1TK_BENCH_MODELS):
+
+- QAT: `mnv1-tk train --qat --from <best.ckpt>` for --epochs epochs at --lr, distilled from the float
+  model's logits (cached in $MNV1TK_BENCH_MODELS/qat/, resumed), then `convert --quant int8` on its
+  last checkpoint (the learnt ranges, no calibration) and run in LiteRT;
+- PTQ: our default recipe, and the anchors: their numbers from quant_vs_anchors' per-model JSON when
+  it holds this model (--anchors DIR), else run here (ORT's methods, LiteRT's calibrator, MindSpore
+  Lite's MAX_MIN / KL / REMOVAL_OUTLIER) on the same calibration images.
+
+Every int8 file is judged against the ORIGINAL float checkpoint's logits, on the clean val split and
+three perturbed copies (as in quant_vs_anchors): logits SQNR, top-1 agreement, top-1 (and float top-1).
+Goal per model: QAT >= best PTQ anchor + 3 dB of SQNR on both sets, and QAT top-1 >= float top-1.
+Exit status 1 when a model misses it.
+
+    .venv/bin/python -m bench.qat [--epochs 2] [--lr 0.001] [--limit N] [--anchors bench/results/quant_vs_anchors]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.quant_vs_anchors import (
+    MSLITE_METHODS, ORT_METHODS, PERTURBED_COPIES, build_litert, build_mslite, build_ours, digits_pixels, evaluate,
+    is_anchor, ort_quantize, perturb, preprocess_all, run_predictor,
+)
+
+GOAL_DB = 3.0
+SPLITS = ("clean", "perturbed")
+
+
+def train_qat(model, root: Path, epochs: int, lr: float, console) -> tuple[Path, float]:
+    """The last checkpoint of the QAT run of `model` (trained, resumed or reused) and its training seconds."""
+    from toolkit.train import load_config, train
+
+    run_dir = root / f"{model.spec.name}_e{epochs}_lr{lr:g}"
+    done = run_dir / "DONE"
+    if not done.is_file():
+        start = time.perf_counter()
+        resume = any(run_dir.glob("optim_*.ckpt"))
+        config = load_config("mobilenet_v1_025_digits", {
+            "qat": True, "ckpt_path": str(model.checkpoint), "epoch_size": epochs, "decay_epochs": epochs,
+            "lr": lr, "ckpt_save_dir": str(run_dir), "resume_opt": resume, "seed": model.spec.seed,
+            "scale": [model.spec.crop_scale, 1.0]})
+        result = train(config, console=console)
+        done.write_text(json.dumps({"checkpoint": result.last_checkpoint.name,
+                                    "seconds": time.perf_counter() - start}))
+    record = json.loads(done.read_text())
+    return run_dir / record["checkpoint"], record["seconds"]
+
+
+def convert_qat(checkpoint: Path, out: Path) -> Path:
+    from toolkit.convert import ConvertOptions, convert
+
+    results = convert(checkpoint, ConvertOptions(to="tflite", quant="int8", out_dir=out))
+    return next(r.path for r in results if r.precision == "int8")
+
+
+def saved_anchors(directory: Path, name: str) -> dict | None:
+    path = directory / f"{name}.json"
+    if not path.is_file():
+        return None
+    methods = json.loads(path.read_text()).get("methods", {})
+    anchors = {k: v for k, v in methods.items() if is_anchor(k)}
+    return anchors or None
+
+
+def run_anchors(onnx: Path, card, calib: np.ndarray, work: Path, score, progress) -> dict:
+    builders = {name: (lambda n=name: ort_quantize(onnx, calib, n, work / f"{n}.onnx")) for name in ORT_METHODS}
+    builders["litert-calibrator"] = lambda: build_litert(onnx, card, calib, work)
+    for name, method in MSLITE_METHODS.items():
+        builders[name] = lambda m=method: build_mslite(onnx, card, calib, m, work)
+    rows = {}
+    for name, build in builders.items():
+        progress(name)
+        try:
+            rows[name] = score(build())
+        except Exception as exc:  # an anchor that fails is reported, not fatal
+            rows[name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+    return rows
+
+
+def benchmark_model(model, args, work: Path, console) -> dict:
+    from toolkit.card import load_card
+
+    card = load_card(model.onnx)
+    size = model.spec.size
+    train_pixels, _ = digits_pixels("train", size)
+    val_pixels, labels = digits_pixels("val", size)
+    perturbed = np.concatenate([perturb(val_pixels, seed) for seed in range(PERTURBED_COPIES)])
+    sets = {"clean": preprocess_all(val_pixels, card), "perturbed": preprocess_all(perturbed, card)}
+    set_labels = {"clean": labels, "perturbed": np.tile(labels, PERTURBED_COPIES)}
+    reference = {k: run_predictor(model.onnx, card, x) for k, x in sets.items()}  # the original float model
+
+    def score(path: Path) -> dict:
+        return {k: evaluate(run_predictor(path, card, x), reference[k], set_labels[k]) for k, x in sets.items()}
+
+    progress = lambda text: console.print(f"  {model.spec.name}: {text}")  # noqa: E731
+    methods = {}
+    progress("QAT fine-tuning")
+    checkpoint, seconds = train_qat(model, args.cache / "qat", args.epochs, args.lr, console)
+    methods["ours QAT"] = {**score(convert_qat(checkpoint, work)), "train_seconds": seconds}
+    calib = preprocess_all(train_pixels[:args.calib], card)
+    progress("ours PTQ (default recipe)")
+    methods["ours (default)"] = score(build_ours(model.onnx, card, calib, {}, work, "ours_default"))
+    anchors = saved_anchors(args.anchors, model.spec.name)
+    source = str(args.anchors) if anchors else "run here"
+    if anchors is None:
+        anchors = run_anchors(model.onnx, card, calib, work, score, progress)
+    methods.update(anchors)
+    return {"model": model.spec.name, "width": model.spec.width, "size": size, "anchors_from": source,
+            "calibration_images": len(calib), "eval_images": {k: len(v) for k, v in set_labels.items()},
+            "qat": {"epochs": args.epochs, "lr": args.lr, "checkpoint": str(checkpoint)}, "methods": methods}
+
+
+def verdict(result: dict) -> dict:
+    methods = result["methods"]
+    anchors = {n: r for n, r in methods.items() if is_anchor(n) and "error" not in r}
+    qat = methods["ours QAT"]
+    row = {"model": result["model"]}
+    passed = True
+    for split in SPLITS:
+        best = max(anchors, key=lambda n: anchors[n][split]["sqnr_db"])
+        margin = qat[split]["sqnr_db"] - anchors[best][split]["sqnr_db"]
+        row[split] = {"best_anchor": best, "anchor_sqnr_db": anchors[best][split]["sqnr_db"],
+                      "qat_sqnr_db": qat[split]["sqnr_db"], "margin_db": margin,
+                      "qat_top1": qat[split]["top1"], "float_top1": qat[split]["float_top1"],
+                      "qat_agreement": qat[split]["top1_agreement"]}
+        passed &= margin >= GOAL_DB and qat[split]["top1"] >= qat[split]["float_top1"]
+    row["verdict"] = "PASS" if passed else "MISS"
+    return row
+
+
+def table(verdicts: list[dict]):
+    from rich.table import Table
+
+    out = Table(title=f"QAT vs the best PTQ anchor (goal: +{GOAL_DB:g} dB logits SQNR vs the original float model, "
+                      "top-1 >= float)")
+    for column in ("model", "set", "best anchor", "anchor dB", "QAT dB", "margin dB", "QAT agree", "QAT top-1",
+                   "float top-1", "verdict"):
+        out.add_column(column, justify="left" if column in ("model", "set", "best anchor") else "right")
+    for v in verdicts:
+        for split in SPLITS:
+            r = v[split]
+            out.add_row(v["model"] if split == "clean" else "", split, r["best_anchor"], f"{r['anchor_sqnr_db']:.1f}",
+                        f"{r['qat_sqnr_db']:.1f}", f"{r['margin_db']:+.1f}", f"{100 * r['qat_agreement']:.1f}%",
+                        f"{100 * r['qat_top1']:.1f}%", f"{100 * r['float_top1']:.1f}%",
+                        v["verdict"] if split == "clean" else "",
+                        style=None if v["verdict"] == "PASS" else "red")
+    return out
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(SPLITS), figsize=(4 + 1.3 * len(results), 4.2), sharey=True)
+    x = np.arange(len(results))
+    for axis, split in zip(axes, SPLITS):
+        best = [max(r[split]["sqnr_db"] for n, r in res["methods"].items() if is_anchor(n) and "error" not in r)
+                for res in results]
+        ptq = [res["methods"]["ours (default)"][split]["sqnr_db"] for res in results]
+        qat = [res["methods"]["ours QAT"][split]["sqnr_db"] for res in results]
+        axis.bar(x - 0.27, best, 0.27, label="best PTQ anchor", color="tab:gray")
+        axis.bar(x, ptq, 0.27, label="ours PTQ (default)", color="tab:blue")
+        axis.bar(x + 0.27, qat, 0.27, label="ours QAT", color="tab:green")
+        axis.scatter(x + 0.27, np.array(best) + GOAL_DB, marker="_", s=300, color="black",
+                     label=f"goal: anchor + {GOAL_DB:g} dB")
+        axis.set_xticks(x, [res["model"].replace("mobilenet_v1_", "") for res in results], rotation=30, ha="right",
+                        fontsize=7)
+        axis.set_title(f"{split} val set")
+        axis.set_ylabel("logits SQNR vs the original float model (dB)")
+    axes[0].legend(fontsize=7, loc="lower left")
+    figure.tight_layout()
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as handle:
+        figure.savefig(handle.name, dpi=110)
+    os.replace(handle.name, path)
+    plt.close(figure)
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("GLOG_v", "4")
+    from bench.model_set import cache_dir, ensure_model, select
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=2, help="QAT epochs")
+    parser.add_argument("--lr", type=float, default=0.001, help="QAT peak learning rate (cosine decay)")
+    parser.add_argument("--calib", type=int, default=300, help="calibration images of the PTQ methods")
+    parser.add_argument("--anchors", type=Path, default=Path("bench/results/quant_vs_anchors"),
+                        help="quant_vs_anchors' results directory, whose per-model JSON is reused when present")
+    parser.add_argument("--limit", type=int, help="only the first N held-out models")
+    parser.add_argument("--only", help="only the held-out model of this name (its JSON joins the report)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/qat"))
+    args = parser.parse_args(argv)
+    args.cache = cache_dir()
+
+    from rich.console import Console
+
+    from toolkit.fsutil import write_json
+
+    console = Console(stderr=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for spec in select("held_out")[:args.limit]:
+        cached = args.out / f"{spec.name}.json"
+        if cached.is_file() and json.loads(cached.read_text())["qat"]["epochs"] == args.epochs:
+            results.append(json.loads(cached.read_text()))
+            continue
+        if args.only not in (None, spec.name):
+            continue
+        model = ensure_model(spec, console=console)
+        with tempfile.TemporaryDirectory() as work:
+            result = benchmark_model(model, args, Path(work), console)
+        write_json(cached, result)
+        results.append(result)
+    verdicts = [verdict(r) for r in results]
+    write_json(args.out / "report.json", {"goal_db": GOAL_DB, "results": results, "verdicts": verdicts})
+    plot(results, args.out / "sqnr.png")
+    Console(width=160).print(table(verdicts))
+    console.print(f"JSON: {args.out / 'report.json'}   chart: {args.out / 'sqnr.png'}")
+    return 0 if all(v["verdict"] == "PASS" for v in verdicts) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,200 @@
+"""MobileNetV1 with fake quantization, as our int8 `.tflite` computes it (see `fake_quant`).
+
+`QATMobileNetV1(float_net)` wraps a trained `MobileNetV1`: every conv-BN-activation triple becomes
+one layer with the BN folded into the weights (with its frozen statistics, as the converter folds
+them; gamma and beta keep training), per-channel int8 weights, an int32 bias and the activation
+quantized after the fused ReLU / ReLU6. The global mean keeps its input's parameters, as the int8
+AVERAGE_POOL_2D does. The parameters keep MobileNetV1's names (`features.N...`, `classifier...`)
+and the ranges are `qat.<tensor>.lo / .hi`, so a QAT checkpoint loads as a float MobileNetV1 too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from mindspore import nn, ops
+
+from quantize.params import WEIGHT_AXIS
+from quantize.params import QMAX, QMIN
+from quantize.qat.fake_quant import ActivationQuantizer, quantize_bias, quantize_weight, requantize, round_ste, weight_scale
+
+RANGE_PREFIX = "qat."
+
+
+class FoldedLayer(nn.Cell):
+    """Conv + frozen-statistics BN + activation, with int8 weights, int32 bias and an int8 output."""
+
+    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d, act: str, quantizer: ActivationQuantizer):
+        super().__init__()
+        self.conv, self.bn, self.out_quant = conv, bn, quantizer
+        self.stride, self.padding, self.groups = conv.stride, conv.padding, conv.group
+        self.relu6 = act == "relu6"
+        self.eps = bn.eps
+
+    def folded(self):
+        """BN folded into (weight [O, I, kh, kw], bias [O]) with the moving statistics."""
+        factor = self.bn.gamma / ops.sqrt(self.bn.moving_variance + self.eps)
+        weight = self.conv.weight * factor.reshape(-1, 1, 1, 1)
+        bias = self.bn.beta - self.bn.moving_mean * factor
+        return weight, bias
+
+    def construct(self, x, input_scale):
+        """x: the input's int8 values minus its zero point; returns the same for the output, scale, zero point."""
+        weight, bias = self.folded()
+        w_scale = weight_scale(weight, True)
+        acc = ops.conv2d(x, quantize_weight(weight, w_scale), stride=self.stride, pad_mode="pad",
+                         padding=self.padding, groups=self.groups)
+        return requantize_output(acc, quantize_bias(bias, input_scale, w_scale).reshape(1, -1, 1, 1),
+                                 (input_scale * w_scale).reshape(1, -1, 1, 1), self.out_quant,
+                                 "relu6" if self.relu6 else "relu", True)
+
+
+def requantize_output(products, bias, acc_scale, quantizer: ActivationQuantizer, act: str, double_rounding: bool):
+    """int32 accumulator (products + bias, both integers) at `acc_scale` -> (int8 output minus zero point,
+    scale, zero point), clamped to the fused activation's range as `reference.activation_range` does.
+    The bias's real value does not depend on the input scale (it is requantized to it), nor its gradient."""
+    real = products * acc_scale + bias * ops.stop_gradient(acc_scale)
+    y = ops.stop_gradient(real)
+    y = ops.clamp(y, 0.0, 6.0) if act == "relu6" else ops.relu(y) if act == "relu" else y
+    scale, zero_point = quantizer.training_params(y)
+    q = requantize(products + bias, acc_scale / scale, double_rounding, real / scale) + zero_point
+    lo, hi = ops.full_like(zero_point, QMIN), ops.full_like(zero_point, QMAX)
+    if act in ("relu", "relu6"):
+        lo = ops.maximum(zero_point, lo)
+    if act == "relu6":
+        hi = ops.minimum(zero_point + round_ste(6.0 / scale), hi)
+    return ops.clip(q, lo, hi) - zero_point, scale, zero_point
+
+
+class QuantizedDense(nn.Cell):
+    """The classifier with int8 weights (per tensor or per channel, as `WEIGHT_AXIS` says), int32 bias."""
+
+    def __init__(self, dense: nn.Dense, quantizer: ActivationQuantizer):
+        super().__init__()
+        self.dense, self.out_quant = dense, quantizer
+        self.per_channel = WEIGHT_AXIS["fully_connected"] is not None
+
+    def construct(self, x, input_scale):
+        w_scale = weight_scale(self.dense.weight, self.per_channel)
+        products = ops.matmul(x, quantize_weight(self.dense.weight, w_scale).T)
+        return requantize_output(products, quantize_bias(self.dense.bias, input_scale, w_scale), input_scale * w_scale,
+                                 self.out_quant, "none", False)
+
+
+def global_pool(x, zero_point):
+    """The int8 global average pool: the mean of the int8 values rounded half away, on the input's grid."""
+    total = (x + zero_point).sum(axis=(2, 3))
+    count = x.shape[2] * x.shape[3]
+    return round_ste(total / count) - zero_point
+
+
+def _triples(features: nn.SequentialCell) -> list[tuple]:
+    cells = []
+    for cell in features:
+        cells.extend(cell if isinstance(cell, nn.SequentialCell) else [cell])
+    return [tuple(cells[i:i + 3]) for i in range(0, len(cells), 3)]
+
+
+class QATMobileNetV1(nn.Cell):
+    """A trained MobileNetV1 under fake quantization; `construct` returns the dequantized int8 logits."""
+
+    def __init__(self, net, ranges: str = "lsq", ema_decay: float = 0.99, fake_quant: bool = True):
+        super().__init__()
+        self.fake_quant = fake_quant  # False: the float model with BN folded (the distillation teacher)
+        names = {id(p): p.name for p in net.get_parameters()}
+        self.width, self.num_classes, self.activation = net.width, net.num_classes, net.activation
+
+        def quantizer(tensor: str, nonnegative: bool) -> ActivationQuantizer:
+            return ActivationQuantizer(f"{RANGE_PREFIX}{tensor}", ranges, nonnegative, ema_decay)
+
+        self.input_quant = quantizer("input", False)
+        self.layers = nn.CellList([FoldedLayer(conv, bn, net.activation, quantizer(f"layer{i}", True))
+                                   for i, (conv, bn, _) in enumerate(_triples(net.features))])
+        self.classifier = QuantizedDense(net.classifier, quantizer("logits", False))
+        for param in self.get_parameters():  # MindSpore renamed them after this cell's attribute paths
+            param.name = names.get(id(param), param.name)
+        for quantizer_cell in self.quantizers():
+            quantizer_cell.name_parameters()
+
+    def quantizers(self) -> list[ActivationQuantizer]:
+        """The activation quantizers in graph order: input, each layer's output, logits."""
+        return [self.input_quant] + [layer.out_quant for layer in self.layers] + [self.classifier.out_quant]
+
+    def activation_params(self) -> list[tuple[float, int]]:
+        """(scale, zero point) per activation tensor, in `quantizers()` order, as training computes them."""
+        params = []
+        for quantizer in self.quantizers():
+            scale, zero_point = quantizer.quant_params()
+            params.append((float(scale.asnumpy()[0]), int(zero_point.asnumpy()[0])))
+        return params
+
+    def construct(self, x):
+        if not self.fake_quant:
+            return self.float_forward(x)[-1]
+        x, scale, zero_point = self.input_quant(x)
+        for layer in self.layers:
+            x, scale, zero_point = layer(x, scale)
+        logits, scale, _ = self.classifier(global_pool(x, zero_point), scale)
+        return logits * scale
+
+    def float_forward(self, x) -> list:
+        """The float model (BN folded with its moving statistics): the tensors QAT quantizes, in order."""
+        outputs = [x]
+        for layer in self.layers:
+            weight, bias = layer.folded()
+            x = ops.conv2d(x, weight, stride=layer.stride, pad_mode="pad", padding=layer.padding,
+                           groups=layer.groups) + bias.reshape(1, -1, 1, 1)
+            x = ops.clamp(x, 0.0, 6.0) if layer.relu6 else ops.relu(x)
+            outputs.append(x)
+        dense = self.classifier.dense
+        outputs.append(ops.matmul(ops.mean(x, (2, 3)), dense.weight.T) + dense.bias)
+        return outputs
+
+
+def initialise_ranges(network: QATMobileNetV1, batches) -> int:
+    """Set every range to the min / max its tensor takes over `batches` (NCHW float32 arrays); returns the
+    number of images seen."""
+    from mindspore import Tensor
+
+    lows = highs = None
+    seen = 0
+    for images in batches:
+        outputs = [o.asnumpy() for o in network.float_forward(Tensor(np.asarray(images, np.float32)))]
+        lo, hi = [float(o.min()) for o in outputs], [float(o.max()) for o in outputs]
+        lows = lo if lows is None else np.minimum(lows, lo)
+        highs = hi if highs is None else np.maximum(highs, hi)
+        seen += len(images)
+    for quantizer, lo, hi in zip(network.quantizers(), lows, highs):
+        quantizer.set_range(float(lo), float(hi))
+    return seen
+
+
+def load_qat_network(path) -> QATMobileNetV1:
+    """The fake-quant network of a QAT checkpoint (weights and learnt ranges), in eval mode."""
+    from mindspore import Tensor
+
+    from quantize.qat.plan import CARD_KEY
+    from toolkit.card import load_card
+    from toolkit.models import create_model
+    from toolkit.models.checkpoint import read_checkpoint
+
+    card = load_card(path)
+    net = create_model(card.model, num_classes=card.num_classes, activation=card.activation)
+    network = QATMobileNetV1(net, card.extra[CARD_KEY]["ranges"])
+    saved = read_checkpoint(path)
+    for param in network.get_parameters():
+        param.set_data(Tensor(saved[param.name].asnumpy(), param.dtype))
+    network.set_train(False)
+    return network
+
+
+def ranges_from_plan(network: QATMobileNetV1, graph, plan) -> None:
+    """Start every range where our PTQ put it (`plan`: a QuantPlan of `graph`, the lowered float graph of the
+    same model): the int8 grid [(-128 - zp) * s, (127 - zp) * s] of each quantized tensor."""
+    from quantize.params import QMAX, QMIN
+    from quantize.transform import quantizable_layers
+
+    tensors = [graph.inputs[0]] + [n.outputs[0] for n in quantizable_layers(graph)]
+    for quantizer, tensor in zip(network.quantizers(), tensors, strict=True):
+        params = plan.activations[tensor]
+        scale, zero_point = float(params.scale[0]), int(params.zero_point[0])
+        quantizer.set_range((QMIN - zero_point) * scale, (QMAX - zero_point) * scale)

@@ -1,0 +1,100 @@
+"""Quantization-aware fine-tuning: `train --qat --from CKPT`, and `convert --quant int8` on its checkpoint.
+
+One short QAT run of the session's trained digits model (a few steps: these tests check that the
+int8 file computes what training saw, not how much QAT gains; bench/qat.py measures that).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.cli import assert_one_line_error, invoke
+
+EVAL_IMAGES = 64
+
+
+@pytest.fixture(scope="module")
+def qat_run(trained_digits, tmp_path_factory):
+    from rich.console import Console
+
+    from toolkit.train import load_config, train
+
+    run_dir = tmp_path_factory.mktemp("qat_run")
+    config = load_config("mobilenet_v1_025_digits", {
+        "qat": True, "ckpt_path": str(trained_digits.checkpoint), "epoch_size": 1, "num_samples": 96, "lr": 0.005,
+        "qat_calib_images": 64, "val_while_train": False, "ckpt_save_dir": str(run_dir)})
+    return train(config, console=Console(stderr=True, quiet=True))
+
+
+def _litert_builtin(path: Path, images: np.ndarray, tensors: list[str]) -> dict[str, np.ndarray]:
+    """The named tensors in LiteRT's optimized built-in kernels (what ships, no delegate), one image per invoke."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True,
+                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter.allocate_tensors()
+    index = {d["name"]: d["index"] for d in interpreter.get_tensor_details()}
+    out = {t: [] for t in tensors}
+    for image in images:
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image[None])
+        interpreter.invoke()
+        for t in tensors:
+            out[t].append(interpreter.get_tensor(index[t]).copy())
+    return {t: np.concatenate(v) for t, v in out.items()}
+
+
+def test_qat_checkpoint_converts_to_what_training_computed(qat_run, tmp_path):
+    import mindspore as ms
+
+    from converters.onnx_import import import_onnx
+    from converters.passes import lower_for_tflite
+    from quantize import Recipe, reference
+    from quantize.qat import qat_ranges, quantize_qat
+    from quantize.qat.network import load_qat_network
+    from quantize.quantizer import to_nhwc
+    from toolkit.card import load_card
+    from toolkit.convert import ConvertOptions, convert, eval_set
+    from toolkit.models.checkpoint import read_checkpoint
+
+    checkpoint = qat_run.last_checkpoint
+    card = load_card(checkpoint)
+    network = load_qat_network(checkpoint)
+    assert qat_ranges(card) == network.activation_params()  # the card carries the learnt ranges
+    assert len(qat_ranges(card)) == 1 + 27 + 1  # input, 27 conv layers, logits
+    assert "qat.logits.hi" in read_checkpoint(checkpoint)  # and so does the checkpoint (for --resume)
+
+    # convert --quant int8 takes them: no calibration images needed.
+    results = convert(checkpoint, ConvertOptions(quant="int8", out_dir=tmp_path))
+    tflite = results[0].path
+    assert results[0].precision == "int8" and results[0].sqnr_db > 20
+    assert load_card(tflite).extra["quantization"]["qat"] is True
+
+    images, _ = eval_set(card, None, EVAL_IMAGES)
+    onnx = next(tmp_path.glob("*.onnx"))  # convert's export of the checkpoint
+    qgraph = quantize_qat(lower_for_tflite(import_onnx(onnx, load_card(onnx))), qat_ranges(card),
+                          Recipe.load("default")).graph
+    classifier = next(n for n in qgraph.nodes if n.op == "fully_connected")
+    tensors = [classifier.inputs[0], classifier.outputs[0], qgraph.outputs[0]]
+    ours = reference.run(qgraph, to_nhwc(images), "builtin", fetch=tensors)
+    theirs = _litert_builtin(tflite, to_nhwc(images), tensors)
+    # The written file in LiteRT: bit for bit the reference executor up to the classifier's input; the
+    # classifier's requantization rounds like the reference's model of ruy except near ties (1 LSB).
+    np.testing.assert_array_equal(theirs[classifier.inputs[0]], ours[classifier.inputs[0]])
+    assert np.abs(theirs[classifier.outputs[0]].astype(np.int64) - ours[classifier.outputs[0]]).max() <= 1
+    assert np.mean(theirs[classifier.outputs[0]] != ours[classifier.outputs[0]]) < 0.01
+    ours = ours[qgraph.outputs[0]]
+    # Training's fake-quant forward pass: within 1 LSB of the logits' int8 grid.
+    logits_q = qgraph.tensors[classifier.outputs[0]].quant
+    trained = network(ms.Tensor(images)).asnumpy()
+    lsb = np.abs(trained - ours) / float(logits_q.scale[0])
+    assert lsb.max() <= 1.0 + 1e-3, f"{lsb.max():.2f} LSB"
+    assert np.mean(lsb > 0.5) < 0.02
+    assert np.mean(trained.argmax(1) == ours.argmax(1)) >= 0.98
+
+
+def test_qat_needs_a_checkpoint(tmp_path):
+    result = invoke("train", "-c", "mobilenet_v1_025_digits", "--qat", "--out", tmp_path / "run")
+    assert_one_line_error(result, "--qat", "--from CKPT")

@@ -1,0 +1,107 @@
+"""Quantization-aware fine-tuning inside the normal training run (`mnv1-tk train --qat --from CKPT`).
+
+The trainer asks this module for its networks, its loss and the card entry of each checkpoint:
+the network trained is `DistillationNet(QAT student, float teacher)`, both from `ckpt_path`; the
+copy validated and saved is the QAT student (its top-1 is the int8 model's), and its checkpoints
+carry the learnt ranges as parameters (`qat.*`, for `--resume`) and on their card (for `convert`).
+Model, activation, classes, input size and normalisation come from the source checkpoint's card.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from toolkit.errors import ConfigError
+from toolkit.train.config import TrainConfig
+
+
+def source_card(config: TrainConfig):
+    from toolkit.card import load_card
+
+    if not config.model.checkpoint:
+        raise ConfigError("--qat fine-tunes a trained model", "pass it with --from CKPT")
+    return load_card(Path(config.model.checkpoint))
+
+
+def with_source_model(config: TrainConfig) -> TrainConfig:
+    """The config with the source checkpoint's model, input size and normalisation."""
+    card = source_card(config)
+    if card.extra.get("qat"):
+        raise ConfigError(f"{Path(config.model.checkpoint).name} is already a QAT checkpoint",
+                          "fine-tune its float source, or continue that run with --resume")
+    model = dataclasses.replace(config.model, name=card.model, activation=card.activation,
+                                num_classes=card.num_classes)
+    data = dataclasses.replace(config.data, image_size=card.image_size, mean=tuple(card.mean), std=tuple(card.std),
+                               crop_pct=card.crop_pct, interpolation=card.interpolation)
+    return config.replace(model=model, data=data)
+
+
+def _float_model(config: TrainConfig, num_classes: int):
+    from toolkit.models import create_model
+    from toolkit.models.checkpoint import load_weights
+
+    network = create_model(config.model.name, num_classes=num_classes, activation=config.model.activation)
+    load_weights(network, config.model.checkpoint, head="strict")
+    return network
+
+
+def create_qat_networks(config: TrainConfig, num_classes: int, spec, say=print):
+    """(DistillationNet to train, QAT student copy to validate and save, its forward); the first ranges are
+    our PTQ's (or min/max) on the first `qat_calib_images` training images through the eval transform
+    (the same on every worker)."""
+    from quantize.qat.distill import DistillationNet
+    from quantize.qat.network import QATMobileNetV1, initialise_ranges, ranges_from_plan
+    from toolkit.validate import eval_batches
+
+    qat = config.qat
+    student = QATMobileNetV1(_float_model(config, num_classes), qat.ranges)
+    teacher = QATMobileNetV1(_float_model(config, num_classes), fake_quant=False)
+    clean = QATMobileNetV1(_float_model(config, num_classes), qat.ranges)
+    card = source_card(config)
+    images = np.concatenate([x for x, _ in eval_batches(card, spec, config.data.train_split, limit=qat.calib_images,
+                                                        batch_size=64)])
+    if qat.init == "ptq":
+        graph, plan = _ptq_plan(config, images)
+        ranges_from_plan(student, graph, plan)
+    else:
+        initialise_ranges(student, [images[i:i + 64] for i in range(0, len(images), 64)])
+    say(f"QAT of {Path(config.model.checkpoint).name}: {qat.ranges} ranges, first set by {qat.init} on "
+        f"{len(images)} training images; {qat.distill} distillation"
+        + (f" + {qat.label_weight} x labels" if qat.label_weight else ""))
+    clean.set_train(False)
+    return DistillationNet(student, teacher), clean, clean
+
+
+def _ptq_plan(config: TrainConfig, images: np.ndarray):
+    """(lowered float graph, our default recipe's QuantPlan) of the source checkpoint."""
+    from converters.onnx_import import import_onnx
+    from converters.passes import lower_for_tflite
+    from quantize import Quantizer, Recipe
+    from toolkit.card import load_card
+    from toolkit.export import export_model
+
+    with tempfile.TemporaryDirectory(prefix="mnv1-tk-qat-") as scratch:
+        onnx = export_model(config.model.checkpoint, Path(scratch), formats=("onnx",))["onnx"]
+        graph = lower_for_tflite(import_onnx(onnx, load_card(onnx)))
+    result = Quantizer(Recipe.load("default")).quantize(graph, images)
+    return result.float_graph, result.plan
+
+
+def distillation_loss(config: TrainConfig, num_classes: int):
+    from quantize.qat.distill import DistillationLoss
+
+    qat = config.qat
+    return DistillationLoss(num_classes, qat.distill, qat.label_weight, qat.temperature)
+
+
+def card_extra(clean, config: TrainConfig) -> dict:
+    """What a QAT checkpoint's card carries: the learnt (scale, zero point) per tensor, for `convert`."""
+    from quantize.qat import CARD_KEY
+
+    return {CARD_KEY: {"activations": [list(p) for p in clean.activation_params()], "ranges": config.qat.ranges,
+                       "distill": config.qat.distill, "label_weight": config.qat.label_weight,
+                       "source": Path(config.model.checkpoint).name}}
