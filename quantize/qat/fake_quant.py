@@ -56,19 +56,18 @@ def quantize_centred(x, scale, zero_point):
     return ops.clip(round_ste(x / scale) + zero_point, QMIN, QMAX) - zero_point
 
 
-def requantize(acc, multiplier, double_rounding: bool, real):
+def requantize(acc, multiplier, rounding: str, real):
     """round(acc * multiplier) as TFLite's fixed-point requantization rounds it; backward, the gradient
     of `real` (the same value, built so that it differentiates as the layer's real output does).
 
     TFLite multiplies by the multiplier's significand (in [0.5, 1)) and rounds, then divides by the
-    power of two and rounds again ("double rounding", its conv kernels); ruy's fully-connected rounds
-    once. Values within 2^-shift of a tie end up on different sides, so the simulation follows suit.
+    power of two and rounds again: half away from zero in its conv kernels ("double"), half up in ruy's
+    fully-connected ("ruy", `quantize.fixed_point`). Values within 2^-shift of a tie end up on
+    different sides, so the simulation follows suit.
     """
-    if double_rounding:
-        power = ops.pow(2.0, ops.maximum(-(ops.floor(ops.log2(multiplier)) + 1), 0.0))
-        rounded = round_half_away(round_half_away(acc * (multiplier * power)) / power)
-    else:
-        rounded = round_half_away(acc * multiplier)
+    power = ops.pow(2.0, ops.maximum(-(ops.floor(ops.log2(multiplier)) + 1), 0.0))
+    high = round_half_away(acc * (multiplier * power))
+    rounded = round_half_away(high / power) if rounding == "double" else ops.floor(high / power + 0.5)
     return real + ops.stop_gradient(rounded - real)
 
 

@@ -45,10 +45,10 @@ class FoldedLayer(nn.Cell):
                          padding=self.padding, groups=self.groups)
         return requantize_output(acc, quantize_bias(bias, input_scale, w_scale).reshape(1, -1, 1, 1),
                                  (input_scale * w_scale).reshape(1, -1, 1, 1), self.out_quant,
-                                 "relu6" if self.relu6 else "relu", True)
+                                 "relu6" if self.relu6 else "relu", "double")
 
 
-def requantize_output(products, bias, acc_scale, quantizer: ActivationQuantizer, act: str, double_rounding: bool):
+def requantize_output(products, bias, acc_scale, quantizer: ActivationQuantizer, act: str, rounding: str):
     """int32 accumulator (products + bias, both integers) at `acc_scale` -> (int8 output minus zero point,
     scale, zero point), clamped to the fused activation's range as `reference.activation_range` does.
     The bias's real value does not depend on the input scale (it is requantized to it), nor its gradient."""
@@ -56,7 +56,7 @@ def requantize_output(products, bias, acc_scale, quantizer: ActivationQuantizer,
     y = ops.stop_gradient(real)
     y = ops.clamp(y, 0.0, 6.0) if act == "relu6" else ops.relu(y) if act == "relu" else y
     scale, zero_point = quantizer.training_params(y)
-    q = requantize(products + bias, acc_scale / scale, double_rounding, real / scale) + zero_point
+    q = requantize(products + bias, acc_scale / scale, rounding, real / scale) + zero_point
     lo, hi = ops.full_like(zero_point, QMIN), ops.full_like(zero_point, QMAX)
     if act in ("relu", "relu6"):
         lo = ops.maximum(zero_point, lo)
@@ -77,7 +77,7 @@ class QuantizedDense(nn.Cell):
         w_scale = weight_scale(self.dense.weight, self.per_channel)
         products = ops.matmul(x, quantize_weight(self.dense.weight, w_scale).T)
         return requantize_output(products, quantize_bias(self.dense.bias, input_scale, w_scale), input_scale * w_scale,
-                                 self.out_quant, "none", False)
+                                 self.out_quant, "none", "ruy")
 
 
 def global_pool(x, zero_point):
