@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from converters.ir import Graph, Node, QuantParams, attr
+from converters.ir.emit import emit_nodes
 from toolkit.errors import UnsupportedOpError
 
 OPSET = 13
@@ -280,18 +281,7 @@ def write_qdq_onnx(graph: Graph, batch: int | None = None, description: str = ""
                                      "quantize with --io float for ONNX and QNN outputs")
     builder = _OnnxBuilder(graph)
     builder.names.update(graph.inputs)
-    problems = []
-    for node in graph.nodes:
-        if node.op not in EMITTERS:
-            problems.append(f"{node.op} (node '{node.name}')")
-            continue
-        try:
-            EMITTERS[node.op](builder, node)
-        except UnsupportedOpError as exc:
-            problems.append(exc.problem)
-    if problems:
-        raise UnsupportedOpError(f"the QDQ ONNX writer cannot write: {'; '.join(problems)}",
-                                 "it supports " + ", ".join(sorted(EMITTERS)))
+    emit_nodes(graph, EMITTERS, builder, "QDQ ONNX writer", "it supports ")
     dim = batch if batch is not None else "N"
     onnx_graph = helper.make_graph(builder.nodes, graph.name, [_value_info(graph, n, dim) for n in graph.inputs],
                                    [_value_info(graph, n, dim) for n in graph.outputs], builder.initializers)

@@ -24,6 +24,7 @@ from ai_edge_litert.schema_py_generated import BuiltinOperator as Op
 from ai_edge_litert.schema_py_generated import BuiltinOptions as Options
 
 from converters.ir import Graph, Node, attr
+from converters.ir.emit import emit_nodes
 from converters.tflite.versions import OpSignature, op_version
 from toolkit.errors import QuantizationError, UnsupportedOpError
 
@@ -321,19 +322,8 @@ def write_tflite(graph: Graph, description: str = "") -> bytes:
     builder = _ModelBuilder(graph)
     for name in graph.inputs:
         builder.tensor(name)
-    problems = []
-    for node in graph.nodes:
-        if node.op not in EMITTERS:
-            problems.append(f"{node.op} (node '{node.name}')")
-            continue
-        try:
-            EMITTERS[node.op](builder, node)
-        except UnsupportedOpError as exc:
-            problems.append(exc.problem)
-    if problems:
-        raise UnsupportedOpError(f"the TFLite writer cannot write: {'; '.join(problems)}",
-                                 "lower the graph with converters.passes.lower_for_tflite; the writer supports "
-                                 + ", ".join(sorted(EMITTERS)))
+    emit_nodes(graph, EMITTERS, builder, "TFLite writer",
+               "lower the graph with converters.passes.lower_for_tflite; the writer supports ")
     model = builder.model(description or f"mnv1-tk: {graph.name}")
     fb = flatbuffers.Builder(1024)
     fb.Finish(model.Pack(fb), file_identifier=b"TFL3")
