@@ -190,8 +190,10 @@ class Steps:
         self.report.steps.append({"step": "check", "detail": "already set up", "seconds": 0.0})
 
 
-def print_report(report: SetupReport, title: str, as_json: bool) -> None:
-    """A setup report as a rich table, or as JSON."""
+def print_report(report: SetupReport, title: str, as_json: bool, cache: str | Path | None = None,
+                 default: Path | None = None, env_dir: str = "") -> None:
+    """A setup report as a rich table, or as JSON. A `cache` other than the `default` one that the
+    commands use gets a note on the variable (`env_dir`) that selects it."""
     from rich.console import Console
     from rich.table import Table
 
@@ -206,3 +208,5 @@ def print_report(report: SetupReport, title: str, as_json: bool) -> None:
         table.add_row(step["step"], f"{step['seconds']:.1f}", step["detail"])
     console.print(table)
     console.print(f"ready in {report.seconds:.1f} s; cache {report.cache_bytes / 2**20:.0f} MB")
+    if cache and default and Path(cache).expanduser().resolve() != default.resolve():
+        console.print(f"convert and validate use {default}: export {env_dir}={cache} to use this one")

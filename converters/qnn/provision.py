@@ -62,9 +62,5 @@ def ensure_qnn() -> Installation:
 def setup_command(cache: str | Path | None, *, force: bool = False, as_json: bool = False) -> native.SetupReport:
     """`mnv1-tk setup qnn`: run the setup, then print its report as a table or as JSON."""
     report = setup_qnn(cache, force=force, quiet=as_json)
-    native.print_report(report, f"{report.backend} in {report.root}", as_json)
-    if not as_json and cache and Path(cache).expanduser().resolve() != default_cache().resolve():
-        from rich.console import Console
-
-        Console().print(f"convert and validate use {default_cache()}: export {ENV_DIR}={cache} to use this one")
+    native.print_report(report, f"{report.backend} in {report.root}", as_json, cache, default_cache(), ENV_DIR)
     return report
