@@ -55,7 +55,9 @@ def test_fp16_on_the_whole_digits_eval_split(trained_digits, converted, eval_spl
     np.testing.assert_allclose(logits, run(half, images.transpose(0, 2, 3, 1))[half.outputs[0]], atol=1e-4, rtol=0)
     error = np.abs(logits - source).max()
     assert error == pytest.approx(fp16.max_abs_diff, rel=1e-3) and fp16.within_tolerance
-    assert error <= 2e-3 * np.abs(source).max()
+    # fp16 weights move the logits by 0.15-0.5% of their scale (measured on every width); the trained
+    # model's figure depends on the machine it trained on (0.24% on a later CI machine).
+    assert error <= 5e-3 * np.abs(source).max()
     top2 = np.sort(source, axis=1)[:, -2:]
     flipped = logits.argmax(axis=1) != source.argmax(axis=1)
     assert np.all(top2[flipped, 1] - top2[flipped, 0] < 2 * error)  # only near-ties may flip
