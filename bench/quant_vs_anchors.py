@@ -25,7 +25,7 @@ of SQNR, ties within 0.1 dB, and in both cases may not lose more than 2 images o
 difference of two Poisson counts of about one disagreement each has a standard deviation of
 about 1.4 images). The bench exits 1 on any loss.
 
-    .venv/bin/python -m bench.quant_vs_anchors [--group held_out|tuning] [--calib 300] [--out DIR]
+    .venv/bin/python -m bench.quant_vs_anchors [--group held_out|tuning] [--limit N | --models A,B] [--calib 300] [--out DIR]
 """
 
 from __future__ import annotations
@@ -276,6 +276,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--group", default="held_out", choices=("held_out", "tuning"),
                         help="which group of bench/model_set.py to report (defaults are tuned on 'tuning')")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="only the first N models of the group (the report says which ran)")
+    parser.add_argument("--models", default=None,
+                        help="only these models of the group, comma-separated names (the report says which ran)")
     parser.add_argument("--calib", type=int, default=300, help="calibration images (same for every method)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/quant_vs_anchors"))
     parser.add_argument("--json", action="store_true", help="print the JSON instead of the tables")
@@ -288,7 +292,13 @@ def main(argv=None) -> int:
     from bench.model_set import ensure_model, select
 
     results = []
-    for spec in select(args.group):
+    specs = select(args.group)[:args.limit]
+    if args.models:
+        unknown = set(args.models.split(",")) - {spec.name for spec in specs}
+        if unknown:
+            parser.error(f"not in the {args.group} group: {', '.join(sorted(unknown))}")
+        specs = [spec for spec in specs if spec.name in args.models.split(",")]
+    for spec in specs:
         cached = args.out / f"{spec.name}.json"
         if cached.is_file():
             results.append(json.loads(cached.read_text()))
@@ -301,7 +311,8 @@ def main(argv=None) -> int:
         results.append(result)
     verdicts, table = summary(results)
     counts = {v: sum(1 for x in verdicts if x["verdict"] == v) for v in ("win", "tie", "LOSS")}
-    report = {"group": args.group, "results": results, "verdicts": verdicts, "counts": counts}
+    report = {"group": args.group, "models": [r["model"] for r in results],
+              "models_in_group": len(select(args.group)), "results": results, "verdicts": verdicts, "counts": counts}
     write_json(args.out / f"report_{args.group}.json", report)
     plot(results, args.out / f"sqnr_{args.group}.png")
     if args.json:
