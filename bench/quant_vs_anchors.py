@@ -9,7 +9,8 @@ the same calibration images and the same eval sets:
 - ours:    the default recipe, per-model selection (`select`), each range method, and each
            technique switched on and off;
 - ORT:     onnxruntime `quantize_static` (QDQ, per channel): MinMax, Entropy (128 and 2048 bins),
-           Percentile, Distribution (activations kept), run in ONNX Runtime;
+           Percentile, Distribution (activations kept), run in ONNX Runtime with the QDQ nodes kept
+           (bench.anchors.run_ort_qdq: this CPU's fused U8S8 kernels saturate);
 - LiteRT:  the TFLite converter's own full-integer PTQ (LiteRT's calibrator), run in LiteRT;
 - MSLite:  MindSpore Lite 2.0 full-quant PTQ (MAX_MIN / KL / REMOVAL_OUTLIER, bias correction on),
            run in the MindSpore Lite runtime.
@@ -39,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.anchors import MSLITE_METHODS, ORT_METHODS, litert_quantize, ort_quantize
+from bench.anchors import MSLITE_METHODS, ORT_METHODS, litert_quantize, ort_quantize, run_ort_qdq
 from toolkit.fsutil import write_json
 
 PERTURBED_COPIES = 3
@@ -168,7 +169,8 @@ def benchmark_model(spec, onnx: Path, calib_count: int, work: Path, progress) ->
         try:
             path = build()
             seconds = time.perf_counter() - start
-            rows[name] = {"seconds": seconds, **{k: evaluate(run_predictor(path, card, x), reference[k], set_labels[k])
+            run = (lambda x: run_ort_qdq(path, x)) if name in ORT_METHODS else (lambda x: run_predictor(path, card, x))
+            rows[name] = {"seconds": seconds, **{k: evaluate(run(x), reference[k], set_labels[k])
                                                  for k, x in sets.items()}}
         except Exception as exc:  # an anchor that fails is reported, not fatal
             rows[name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
