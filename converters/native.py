@@ -189,6 +189,35 @@ class Steps:
     def already_done(self) -> None:
         self.report.steps.append({"step": "check", "detail": "already set up", "seconds": 0.0})
 
+    def fetch_and_extract(self, wheel: Wheel, layout: "CacheLayout",
+                          extract_libraries: Callable[[Path, "CacheLayout"], dict[str, int]]) -> None:
+        """The two steps every backend starts with: download its wheel, extract what it needs into `dist/`."""
+        with self.step("download wheel") as entry:
+            path = fetch_wheel(wheel, layout.download_dir)
+            entry["detail"] = f"{path.name}, {path.stat().st_size / 2**20:.0f} MB"
+        with self.step("extract libraries") as entry:
+            files = extract_libraries(path, layout)
+            entry["detail"] = f"{len(files)} files, {sum(files.values()) / 2**20:.0f} MB"
+
+
+@dataclass(frozen=True)
+class CacheLayout:
+    """Where one backend's setup lives in the user cache: extracted files, download folder, READY marker."""
+
+    root: Path
+
+    @property
+    def dist(self) -> Path:
+        return self.root / "dist"
+
+    @property
+    def marker(self) -> Path:
+        return self.root / "READY.json"
+
+    @property
+    def download_dir(self) -> Path:
+        return self.root / "download"
+
 
 def print_report(report: SetupReport, title: str, as_json: bool, cache: str | Path | None = None,
                  default: Path | None = None, env_dir: str = "") -> None:

@@ -24,7 +24,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 from converters import native
@@ -52,15 +51,8 @@ def default_cache() -> Path:
     return native.user_cache(ENV_DIR, f"mslite-{VERSION}")
 
 
-@dataclass(frozen=True)
-class Installation:
+class Installation(native.CacheLayout):
     """Where one MindSpore Lite setup lives."""
-
-    root: Path
-
-    @property
-    def dist(self) -> Path:
-        return self.root / "dist"
 
     @property
     def lib_dir(self) -> Path:
@@ -77,14 +69,6 @@ class Installation:
     @property
     def shim(self) -> Path:
         return self.root / "shim" / SHIM_NAME
-
-    @property
-    def marker(self) -> Path:
-        return self.root / "READY.json"
-
-    @property
-    def download_dir(self) -> Path:
-        return self.root / "download"
 
 
 def shim_fingerprint(extra: str = "") -> str:

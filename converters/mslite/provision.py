@@ -38,12 +38,7 @@ def setup_wheel(install: Installation, *, force: bool = False, quiet: bool = Fal
             install.marker.unlink(missing_ok=True)
             compiler = find_compiler()  # before a download that would be of no use without it
             if force or not native.is_whole(install.dist):
-                with steps.step("download wheel") as entry:
-                    wheel = native.fetch_wheel(WHEEL, install.download_dir)
-                    entry["detail"] = f"{wheel.name}, {wheel.stat().st_size / 2**20:.0f} MB"
-                with steps.step("extract libraries") as entry:
-                    files = extract_libraries(wheel, install)
-                    entry["detail"] = f"{len(files)} files, {sum(files.values()) / 2**20:.0f} MB"
+                steps.fetch_and_extract(WHEEL, install, extract_libraries)
             with steps.step("build shim", SHIM_SOURCE.name):
                 build_shim(shim_command(compiler, install.dist, [install.lib_dir], LINKED_LIBRARIES,
                                         install.shim, with_converter=True), install.shim)

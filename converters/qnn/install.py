@@ -13,7 +13,6 @@ Cache layout (`~/.cache/mnv1-tk/qnn-2.7.0`, or `--cache DIR`, or `$MNV1TK_QNN_DI
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from converters import native
@@ -35,13 +34,8 @@ def default_cache() -> Path:
     return native.user_cache(ENV_DIR, f"qnn-{VERSION}")
 
 
-@dataclass(frozen=True)
-class Installation:
-    root: Path
-
-    @property
-    def dist(self) -> Path:
-        return self.root / "dist"
+class Installation(native.CacheLayout):
+    """Where the QNN setup lives."""
 
     @property
     def provider_library(self) -> Path:
@@ -50,14 +44,6 @@ class Installation:
     @property
     def htp_backend(self) -> Path:
         return self.dist / PACKAGE / HTP_BACKEND
-
-    @property
-    def marker(self) -> Path:
-        return self.root / "READY.json"
-
-    @property
-    def download_dir(self) -> Path:
-        return self.root / "download"
 
 
 def is_ready(install: Installation) -> bool:

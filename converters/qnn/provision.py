@@ -35,12 +35,7 @@ def setup_qnn(cache: str | Path | None = None, *, force: bool = False, quiet: bo
             with steps.step("check onnxruntime") as entry:
                 entry["detail"] = f"onnxruntime {check_onnxruntime()}"
             if force or not native.is_whole(install.dist):
-                with steps.step("download wheel") as entry:
-                    wheel = native.fetch_wheel(WHEEL, install.download_dir)
-                    entry["detail"] = f"{wheel.name}, {wheel.stat().st_size / 2**20:.0f} MB"
-                with steps.step("extract libraries") as entry:
-                    files = extract_libraries(wheel, install)
-                    entry["detail"] = f"{len(files)} files, {sum(files.values()) / 2**20:.0f} MB"
+                steps.fetch_and_extract(WHEEL, install, extract_libraries)
             with steps.step("smoke test") as entry:
                 entry["detail"] = smoke_test(install)
             write_json(install.marker, {"onnxruntime_qnn": VERSION, "qairt": QAIRT_VERSION})
