@@ -27,6 +27,7 @@ difference of two Poisson counts of about one disagreement each has a standard d
 about 1.4 images). The bench exits 1 on any loss.
 
     .venv/bin/python -m bench.quant_vs_anchors [--group held_out|tuning] [--limit N | --models A,B] [--calib 300] [--out DIR]
+        [--only M1,M2] [--rerun M1,M2]
 """
 
 from __future__ import annotations
@@ -136,8 +137,10 @@ def evaluate(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> d
     return {k: metrics[k] for k in ("top1", "float_top1", "top1_agreement", "sqnr_db", "kl")}
 
 
-def benchmark_model(spec, onnx: Path, calib_count: int, work: Path, progress) -> dict:
-    """`spec`: a bench.model_set.BenchModel."""
+def benchmark_model(spec, onnx: Path, calib_count: int, work: Path, progress, only: set[str] | None = None,
+                    previous: dict | None = None) -> dict:
+    """`spec`: a bench.model_set.BenchModel. `only`: run just these methods; `previous`: an earlier result of
+    this model whose other methods are kept."""
     from toolkit.card import load_card
 
     card = load_card(onnx)
@@ -162,8 +165,10 @@ def benchmark_model(spec, onnx: Path, calib_count: int, work: Path, progress) ->
     for name, method in MSLITE_METHODS.items():
         builders[name] = lambda m=method: build_mslite(onnx, card, calib, m, work)
 
-    rows = {}
+    rows = dict(previous["methods"]) if previous else {}
     for name, build in builders.items():
+        if only is not None and name not in only:
+            continue
         progress(f"{spec.name}: {name}")
         start = time.perf_counter()
         try:
@@ -245,7 +250,7 @@ def plot(results: list[dict], path: Path, window_db: float = 5.0) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [n for n in results[0]["methods"]]
+    names = list(dict.fromkeys(n for result in results for n in result["methods"]))
     figure, axes = plt.subplots(len(results), 1, figsize=(12, 3.4 * len(results)), squeeze=False)
     for axis, result in zip(axes[:, 0], results):
         methods = result["methods"]
@@ -254,7 +259,8 @@ def plot(results: list[dict], path: Path, window_db: float = 5.0) -> None:
         colours = ["tab:green" if n == "ours (default)" else "tab:blue" if n.startswith("ours") else "tab:gray"
                    for n in names]
         for offset, split, shade in ((-0.2, "clean", 1.0), (0.2, "perturbed", 0.55)):
-            values = [methods[n][split]["sqnr_db"] if "error" not in methods[n] else floor for n in names]
+            values = [methods[n][split]["sqnr_db"] if "error" not in methods.get(n, {"error": ""}) else floor
+                      for n in names]
             x = [i + offset for i in range(len(names))]
             axis.bar(x, [max(v, floor) - floor for v in values], 0.4, bottom=floor, color=colours, alpha=shade,
                      label=split)
@@ -284,8 +290,17 @@ def main(argv=None) -> int:
                         help="only these models of the group, comma-separated names (the report says which ran)")
     parser.add_argument("--calib", type=int, default=300, help="calibration images (same for every method)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/quant_vs_anchors"))
+    parser.add_argument("--only", default=None,
+                        help="run only these methods, comma-separated (e.g. a cheap tuning pass)")
+    parser.add_argument("--rerun", default=None,
+                        help="re-run these methods, comma-separated, in the models' cached results; keep the rest")
     parser.add_argument("--json", action="store_true", help="print the JSON instead of the tables")
     args = parser.parse_args(argv)
+    known = set(OURS) | set(ORT_METHODS) | set(MSLITE_METHODS) | {"litert-calibrator"}
+    only, rerun = ({*m.split(",")} if m else None for m in (args.only, args.rerun))
+    for given in (only, rerun):
+        if given and given - known:
+            parser.error(f"unknown methods: {', '.join(sorted(given - known))}; known: {', '.join(sorted(known))}")
 
     from rich.console import Console
 
@@ -302,13 +317,15 @@ def main(argv=None) -> int:
         specs = [spec for spec in specs if spec.name in args.models.split(",")]
     for spec in specs:
         cached = args.out / f"{spec.name}.json"
-        if cached.is_file():
-            results.append(json.loads(cached.read_text()))
+        previous = json.loads(cached.read_text()) if cached.is_file() else None
+        if previous and not rerun:
+            results.append(previous)
             continue
         console.print(f"[bold]{spec.name}[/]: training on digits or reusing the model set's cache")
         model = ensure_model(spec, console=console)
         with tempfile.TemporaryDirectory() as work:
-            result = benchmark_model(spec, model.onnx, args.calib, Path(work), lambda text: console.print(f"  {text}"))
+            result = benchmark_model(spec, model.onnx, args.calib, Path(work), lambda text: console.print(f"  {text}"),
+                                     only=rerun if previous else only, previous=previous)
         write_json(cached, result)
         results.append(result)
     verdicts, table = summary(results)

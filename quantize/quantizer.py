@@ -105,8 +105,11 @@ class Quantizer:
         weights = {n.name: weight_params(graph.const(n.inputs[1]), WEIGHT_AXIS[n.op],
                                          per_channel=n.op != "fully_connected" or recipe.fc_per_channel)
                    for n in quantizable_layers(graph)}
+        done = self._tick("ranges", 1)
         ranges = choose_ranges(graph, calibration, ObserverConfig(recipe.method, recipe.percentile),
                                sample(x, recipe.auto_samples, 8), weights)
+        if done:
+            done(1)
         plan = QuantPlan(activations={t: activation_params(*c.range) for t, c in ranges.items()},
                          weights=weights, io=recipe.io)
         if recipe.adaround:
@@ -115,8 +118,11 @@ class Quantizer:
                                      progress=self._tick("adaround", len(quantizable_layers(graph))))
         corrections = {}
         if recipe.bias_correction:
+            done = self._tick("bias correction", 1)
             biases, corrections = correct_biases(graph, plan, sample(x, recipe.correction_images, 32), recipe.kernels)
             plan = dataclasses.replace(plan, biases=biases)
+            if done:
+                done(1)
         sensitivity = []
         if recipe.fallback == "float" and recipe.fallback_layers > 0:
             sensitivity = layer_sensitivity(graph, plan, sample(x, recipe.correction_images, 32), recipe.kernels,
