@@ -89,6 +89,17 @@ class Job:
     calibration: np.ndarray | None = None
     quantized: object = None  # our QuantizationResult, once made
     int8_tflite: Path | None = None
+    step: Callable[[str], None] = lambda description: None  # the progress display
+
+    def quantizer_progress(self):
+        """The quantizer's (stage, advance, total) ticks as progress lines: `<stem>: int8 calibrate 64/300`."""
+        done: dict[str, int] = {}
+
+        def tick(stage: str, advance: int, total: int) -> None:
+            done[stage] = done.get(stage, 0) + advance if advance else 0  # 0: the stage (re)starts
+            count = f" {done[stage]}/{total}" if total > 1 else ""
+            self.step(f"{self.card.stem}: int8 {stage}{count}")
+        return tick
 
     def calibration_images(self) -> np.ndarray:
         from quantize.dataset import load_calibration_images
@@ -176,7 +187,8 @@ def _quantize(job: Job, graph):
                               "drop --quantizer, or convert to mslite only")
         learnt = qat_ranges(job.card)  # a QAT checkpoint: its learnt ranges, no calibration
         job.quantized = (quantize_qat(graph, learnt, _recipe(options)) if learnt is not None
-                         else Quantizer(_recipe(options)).quantize(graph, job.calibration_images()))
+                         else Quantizer(_recipe(options), job.quantizer_progress()).quantize(
+                             graph, job.calibration_images()))
     return job.quantized.graph
 
 
@@ -510,7 +522,7 @@ def _convert_source(src: _Source, targets: list[Target], precisions: list[Precis
     results = []
     _remove_stale_work_dirs(out_dir)
     with tempfile.TemporaryDirectory(prefix=f"{WORK_PREFIX}{os.getpid()}.", dir=out_dir) as work:
-        job = Job(src.onnx, card, options, Path(work))
+        job = Job(src.onnx, card, options, Path(work), step=step)
         for target in targets:
             for precision in precisions:
                 if precision.name not in target.precisions:

@@ -54,6 +54,18 @@ def test_int8_io_records_the_input_quantization(trained_digits, tmp_path):
     assert row["top1_agreement"] >= 0.95
 
 
+def test_quantizer_stages_show_in_the_progress_line(trained_digits, tmp_path):
+    from toolkit.convert import ConvertOptions, QuantOptions, convert
+
+    steps = []
+    options = ConvertOptions(quant="int8", out_dir=tmp_path, num_eval=8,
+                             quantization=QuantOptions(calib="digits", calib_size=64))
+    convert(trained_digits.onnx, options, on_step=steps.append)
+    stem = "mobilenet_v1_025_32: int8"
+    assert f"{stem} calibrate 64/64" in steps
+    assert [s for s in steps if s.startswith(stem)][-2:] == [f"{stem} bias correction", f"{stem} bias correction"]
+
+
 def test_calibration_folder_of_real_images(trained_digits, tmp_path):
     import cv2
 
