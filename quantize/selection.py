@@ -4,8 +4,9 @@ The calibration images are split: the last `select_holdout` fraction is held out
 calibrates. One calibration serves every candidate (they differ only in range method, bias
 correction and the classifier's weight granularity, not in the float graph). Each candidate
 quantizes the model on the calibration part, and the one whose int8 logits are closest to the
-float logits on the held-out part (logits SQNR) is kept, with its result: no second pass. Inputs
-over 64x64 are scored on proportionally fewer held-out images (at least 16).
+float logits on the held-out part (logits SQNR) is chosen; the result is the chosen recipe quantizing
+the model again on all the calibration images (a second pass: the held-out images calibrate and
+correct biases too). Inputs over 64x64 are scored on proportionally fewer held-out images (at least 16).
 Ties within 0.05 dB go to the earlier candidate, the cheaper one. What was chosen and why is
 reported per candidate (`--report`).
 """
@@ -67,6 +68,6 @@ def select(quantizer_for, graph, images: np.ndarray, holdout: float, minimum: in
         metrics = compare(quantizer.float_logits(result, held), quantizer.run(result, held))
         scores.append(CandidateScore(name, fields, metrics["sqnr_db"], metrics["top1_agreement"]))
         if metrics["sqnr_db"] > best_score + SQNR_TIE_DB:
-            best, best_score = result, metrics["sqnr_db"]
-    chosen = next(s.name for s in scores if s.sqnr_db == best_score)
-    return best, [CandidateScore(s.name, s.fields, s.sqnr_db, s.top1_agreement, s.name == chosen) for s in scores]
+            best, best_score = name, metrics["sqnr_db"]
+    scores = [CandidateScore(s.name, s.fields, s.sqnr_db, s.top1_agreement, s.name == best) for s in scores]
+    return quantizer_for(CANDIDATES[best]).quantize(graph, images), scores
