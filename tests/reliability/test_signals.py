@@ -3,9 +3,10 @@
 Ctrl-C reaches the whole foreground process group, so the tests signal the group: `mnv1-tk` must
 print one line, exit 130, leave nothing half-written and no child process (the MindSpore Lite
 worker) behind. After SIGKILL (nothing can be cleaned up), a re-run must complete with the same
-result as an uninterrupted run and no output file may be half-written. SIGKILL during training and
-`--resume` are tested in tests/train/test_resume.py. Ctrl-C during training is not here: MindSpore's dataset
-workers answer a group SIGINT by ending the trainer with SIGTERM (see the README's sweep table).
+result as an uninterrupted run and no output file may be half-written. Covered: conversion with the
+MindSpore Lite converter child running, training (`train`, and `zoo`'s training step: MindSpore turns
+Ctrl-C into SIGTERM, see `toolkit.cli._terminated`) and host profiling (`profile`, and `zoo`'s
+profiling step). SIGKILL during training and `--resume` are tested in tests/train/test_resume.py.
 """
 
 from __future__ import annotations
@@ -94,3 +95,50 @@ def test_sigkill_during_mslite_conversion_then_rerun(model_set, tmp_path):
     results = [[{k: r[k] for k in keys} for r in json.loads(run.stdout)["outputs"]] for run in (rerun, clean)]
     assert results[0] == results[1]
     assert leftovers(out) == []
+
+
+def _train_args(out: Path) -> list:
+    return ["train", "-c", "mobilenet_v1_025_digits", "--out", out, "--epochs", 2, "--set", "num_samples=320",
+            "--set", "val_while_train=False", "--set", "log_interval=1"]
+
+
+def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert path.exists(), process.communicate()
+
+
+def _ctrl_c(process: subprocess.Popen) -> tuple[str, str]:
+    """Ctrl-C to the whole group; the command must end with one line `interrupted` (after the progress
+    lines it printed before) and exit 130, leaving no process behind."""
+    os.killpg(process.pid, signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "interrupted" and "Traceback" not in stderr
+    _assert_gone(process.pid)
+    return stdout, stderr
+
+
+def _metrics(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_ctrl_c_during_training_then_resume(tmp_path):
+    out = tmp_path / "run"
+    process = _start(_train_args(out))
+    _wait_for(out / "optim_mobilenet_v1_025.ckpt", process)  # epoch 1 is committed: epoch 2 is running
+    _, stderr = _ctrl_c(process)
+    assert all(line.startswith("epoch 1/2 ") for line in stderr.strip().splitlines()[:-1])  # printed after the commit
+    assert leftovers(out) == []
+    assert sorted(p.name for p in out.glob("*.ckpt")) == ["mobilenet_v1_025-1_10.ckpt", "optim_mobilenet_v1_025.ckpt"]
+    assert json.loads((out / "mobilenet_v1_025-1_10.ckpt.json").read_text())["extra"]["epoch"] == 1
+    assert [r["epoch"] for r in _metrics(out) if r["event"] == "epoch"] == [1]
+
+    resumed = run_cli([*_train_args(out), "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from mobilenet_v1_025-1_10.ckpt" in resumed.stderr
+    records = _metrics(out)
+    assert [r["epoch"] for r in records if r["event"] == "epoch"] == [1, 2]
+    assert [r["global_step"] for r in records if r["event"] == "step"] == list(range(1, 21))
+    assert (out / "mobilenet_v1_025-2_20.ckpt").is_file() and leftovers(out) == []

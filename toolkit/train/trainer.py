@@ -239,7 +239,7 @@ class Trainer:
                               "pass --resume to continue it, or another --out")
         try:
             return self._fit()
-        except (ToolkitError, RuntimeError):
+        except (ToolkitError, RuntimeError, KeyboardInterrupt):
             self._remove_uncommitted_output()
             raise
 
@@ -349,6 +349,7 @@ class Trainer:
         run.manager.remove_partial_files()
         point = run.manager.latest()
         if point is None:
+            run.metrics.truncate_after(0)  # the step records of a run killed before its first commit
             self._print(f"no committed checkpoint in {self.directory}: starting from epoch 1")
             return 0
         _copy_weights({name[len(TRAIN_PREFIX):]: value.asnumpy() for name, value in point.state.items()
@@ -380,10 +381,12 @@ class Trainer:
                 (self.directory / name).unlink(missing_ok=True)
 
     def _progress(self) -> Progress:
+        # Only on a terminal: elsewhere rich would print the bar's last, empty frame as a blank line.
         return Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.3g}  "
                                    "{task.fields[ips]:.0f} img/s"), TimeElapsedColumn(), TimeRemainingColumn(),
-                        console=self.console, disable=not self.workers.is_main, transient=True)
+                        console=self.console, disable=not (self.workers.is_main and self.console.is_interactive),
+                        transient=True)
 
     def _print(self, message: str) -> None:
         if self.workers.is_main:
