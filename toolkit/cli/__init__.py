@@ -60,13 +60,16 @@ DISK_FULL = (ENOSPC, EFBIG, EDQUOT)  # also a file over RLIMIT_FSIZE (Python ign
 def _terminated(signum, frame):
     """SIGTERM stops a command like Ctrl-C: MindSpore turns Ctrl-C into SIGTERM.
 
-    Every MindSpore graph run (a training step, an evaluation batch, an export) starts in
+    Every MindSpore graph run (a training step, an evaluation batch) starts in
     `GraphScheduler::Run`, which calls `RegisterGlobalSignalHandler(DefaultIntHandler)`: that replaces
     Python's SIGINT handler with one that only does `kill(getpid(), SIGTERM)`, and it is never put back.
     SIGTERM's default action would end the process at once, without the `interrupted` line and without
-    removing partial output; raising KeyboardInterrupt here lets the command clean up as for Ctrl-C.
+    removing partial output; raising KeyboardInterrupt here lets the command clean up as for Ctrl-C. The
+    two cannot be told apart, so a SIGTERM from elsewhere (`kill PID`) also stops cleanly with exit 130.
     """
     raise KeyboardInterrupt
+
+
 _default_showwarning = warnings.showwarning
 
 
