@@ -20,6 +20,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.reliability.conftest import MNV1_TK, leftovers, run_cli
 
 
@@ -149,6 +151,27 @@ def test_ctrl_c_during_training_then_resume(tmp_path):
     assert [r["global_step"] for r in records if r["event"] == "step"] == list(range(1, 21))
     assert (out / "mobilenet_v1_025-2_20.ckpt").is_file() and leftovers(out) == []
 
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_waits_for_files_that_belong_together(tmp_path, signum):
+    """A checkpoint, its card and the optimizer state are written in one interrupts_deferred() block:
+    Ctrl-C (or MindSpore's SIGTERM for it) in the middle stops the command only after the last of them."""
+    from toolkit.cli import _terminated
+    from toolkit.fsutil import interrupts_deferred, write_text
+
+    names = ("model.ckpt", "model.ckpt.json", "optim.ckpt")
+    previous = signal.signal(signal.SIGTERM, _terminated)  # as the CLI does
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with interrupts_deferred():
+                write_text(tmp_path / names[0], "weights")
+                os.kill(os.getpid(), signum)
+                for name in names[1:]:
+                    write_text(tmp_path / name, name)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
 
 def _screen(text: str) -> list[str]:
     """The lines a terminal shows after `text`: enough of one for rich's live display (CR, erase line,
