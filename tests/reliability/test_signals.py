@@ -6,7 +6,8 @@ worker) behind. After SIGKILL (nothing can be cleaned up), a re-run must complet
 result as an uninterrupted run and no output file may be half-written. Covered: conversion with the
 MindSpore Lite converter child running, training (`train`, and `zoo`'s training step: MindSpore turns
 Ctrl-C into SIGTERM, see `toolkit.cli._terminated`) and host profiling (`profile`, and `zoo`'s
-profiling step). SIGKILL during training and `--resume` are tested in tests/train/test_resume.py.
+profiling step). An epoch's files are written as one block that Ctrl-C waits for. SIGKILL during
+training and `--resume` are tested in tests/train/test_resume.py.
 """
 
 from __future__ import annotations
@@ -152,8 +153,7 @@ def test_ctrl_c_during_training_then_resume(tmp_path):
     assert (out / "mobilenet_v1_025-2_20.ckpt").is_file() and leftovers(out) == []
 
 
-
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_ctrl_c_waits_for_files_that_belong_together(tmp_path, signum):
     """A checkpoint, its card and the optimizer state are written in one interrupts_deferred() block:
     Ctrl-C (or MindSpore's SIGTERM for it) in the middle stops the command only after the last of them."""
@@ -173,6 +173,7 @@ def test_ctrl_c_waits_for_files_that_belong_together(tmp_path, signum):
         signal.signal(signal.SIGTERM, previous)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
 
+
 def _screen(text: str) -> list[str]:
     """The lines a terminal shows after `text`: enough of one for rich's live display (CR, erase line,
     cursor up; colours and cursor visibility ignored)."""
@@ -181,11 +182,11 @@ def _screen(text: str) -> list[str]:
         if token == "\n":
             row += 1
             rows += [""] * (row + 1 - len(rows))
-        elif token == "\r" or token == "\x1b[2K":
-            rows[row] = "" if token == "\x1b[2K" else rows[row]
-        elif re.fullmatch(r"\x1b\[(\d*)A", token):
+        elif token == "\x1b[2K":  # rich erases the line after each carriage return, then redraws it
+            rows[row] = ""
+        elif re.fullmatch(r"\x1b\[\d*A", token):
             row = max(row - int(token[2:-1] or 1), 0)
-        elif not token.startswith("\x1b"):
+        elif token != "\r" and not token.startswith("\x1b"):
             rows[row] += token
     return [line for line in rows if line.strip()]
 
