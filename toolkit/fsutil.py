@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -46,6 +48,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         for leftover in tmp_path.parent.glob(f"{tmp_path.stem}.*"):  # also a library's own scratch (MindSpore: .tmp)
             leftover.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C (SIGINT, and SIGTERM: MindSpore turns Ctrl-C into it) waits until the block is done, for files
+    that belong together (a checkpoint, its card, the optimizer state); the signal is raised again after it."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread handles signals
+        yield
+        return
+    received: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if received:
+            signal.raise_signal(received[0])
 
 
 def _umask() -> int:

@@ -104,3 +104,14 @@ def test_profile_a_model_without_card(profile_models, tmp_path, monkeypatch):
     (row,) = json.loads(out.read_text())["results"]
     assert row["model"] == bare.name and row["median_ms"] > 0 and row["macs"] > 0
     assert seen[0]["card_overrides"] == {"input_range": "0-255"}
+
+
+def test_plot_without_accuracies_fails_before_profiling(profile_models, tmp_path):
+    """No card with a top-1 and no --accuracy: one line before any timing, and no --json half of the results."""
+    import shutil
+
+    bare = tmp_path / "no accuracy.onnx"
+    shutil.copy(profile_models.onnx, bare)  # no card: nothing says its top-1
+    result = invoke("profile", bare, "--json", tmp_path / "p.json", "--plot", tmp_path / "p.png")
+    assert_one_line_error(result, "no accuracy for any profiled model", "--accuracy")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["no accuracy.onnx"]

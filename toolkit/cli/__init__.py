@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import warnings
 from errno import EDQUOT, EFBIG, ENOSPC
@@ -54,6 +55,21 @@ class Group(click.Group):
 
 
 DISK_FULL = (ENOSPC, EFBIG, EDQUOT)  # also a file over RLIMIT_FSIZE (Python ignores SIGXFSZ)
+
+
+def _terminated(signum, frame):
+    """SIGTERM stops a command like Ctrl-C: MindSpore turns Ctrl-C into SIGTERM.
+
+    Every MindSpore graph run (a training step, an evaluation batch) starts in
+    `GraphScheduler::Run`, which calls `RegisterGlobalSignalHandler(DefaultIntHandler)`: that replaces
+    Python's SIGINT handler with one that only does `kill(getpid(), SIGTERM)`, and it is never put back.
+    SIGTERM's default action would end the process at once, without the `interrupted` line and without
+    removing partial output; raising KeyboardInterrupt here lets the command clean up as for Ctrl-C. The
+    two cannot be told apart, so a SIGTERM from elsewhere (`kill PID`) also stops cleanly with exit 130.
+    """
+    raise KeyboardInterrupt
+
+
 _default_showwarning = warnings.showwarning
 
 
@@ -73,6 +89,7 @@ def main(ctx: click.Context, debug: bool) -> None:
     """MobileNetV1 from training to a phone: train, validate, export, convert, predict, zoo, profile, bundle."""
     ctx.obj = {"debug": debug}
     warnings.showwarning = _show_warning
+    signal.signal(signal.SIGTERM, _terminated)
     if not debug:
         os.environ.setdefault("GLOG_v", "4")  # MindSpore: only critical messages
         os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # OpenCV (also inside MindSpore's decoder): no warnings

@@ -66,6 +66,8 @@ def profile_command(models: list[Path], options: ProfileOptions, *, baseline: Pa
     models = [Path(m) for m in models]
     if baseline is not None and Path(baseline) not in models:
         models.append(Path(baseline))
+    if plot_path:
+        report.check_plot_accuracies(models, accuracy_path)
     console = Console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:

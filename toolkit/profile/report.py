@@ -110,7 +110,7 @@ def save_csv(results: list[ProfileResult], path: Path, base: int) -> Path:
     return write_text(path, buffer.getvalue())
 
 
-def accuracies(results: list[ProfileResult], validation: Path | None) -> dict[str, float]:
+def accuracies(models: list[Path], validation: Path | None) -> dict[str, float]:
     """Top-1 per model file name: from a `validate --json` file (one object per line, or a list), else from
     the model cards (`val_top1`)."""
     found: dict[str, float] = {}
@@ -126,15 +126,22 @@ def accuracies(results: list[ProfileResult], validation: Path | None) -> dict[st
     from toolkit.card import load_card
     from toolkit.errors import ModelCardError
 
-    for result in results:
-        if result.model not in found:
+    for model in map(Path, models):
+        if model.name not in found:
             try:
-                top1 = load_card(result.path).extra.get("val_top1")
+                top1 = load_card(model).extra.get("val_top1")
             except ModelCardError:
                 top1 = None
             if top1 is not None:
-                found[result.model] = float(top1)
+                found[model.name] = float(top1)
     return found
+
+
+def check_plot_accuracies(models: list[Path], validation: Path | None) -> None:
+    """--plot needs the top-1 of at least one model; checked before profiling, not after it."""
+    if not accuracies(models, validation):
+        raise DataError("no accuracy for any profiled model (neither on its card nor in a validate file)",
+                        "pass --accuracy FILE from `mnv1-tk validate --json`")
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
@@ -153,11 +160,11 @@ def save_plot(results: list[ProfileResult], path: Path, validation: Path | None 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    top1 = accuracies(results, validation)
+    top1 = accuracies([Path(r.path) for r in results], validation)
     rows = [r for r in results if r.model in top1 and r.median_ms]
     if not rows:
-        raise DataError("no accuracy for any profiled model (neither on its card nor in a validate file)",
-                        "pass --accuracy FILE from `mnv1-tk validate --json`")
+        raise DataError("no accuracy for any profiled model with a latency (neither on its card nor in a validate "
+                        "file)", "pass --accuracy FILE from `mnv1-tk validate --json`")
     points = [(r.median_ms, 100 * top1[r.model]) for r in rows]
     front = pareto_front(points)
     figure, axes = plt.subplots(figsize=(7, 4.5))

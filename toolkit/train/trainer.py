@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from toolkit.card import ModelCard
 from toolkit.data import DatasetSpec, create_dataset, create_loader, create_transforms, dataset_labels, pipeline_error
 from toolkit.errors import ConfigError, ToolkitError
-from toolkit.fsutil import ensure_writable_dir, write_text
+from toolkit.fsutil import ensure_writable_dir, interrupts_deferred, write_text
 from toolkit.train.checkpoints import TRAIN_PREFIX, CheckpointManager, save_params
 from toolkit.train.config import PrecisionConfig, TrainConfig, load_config, save_config
 from toolkit.train.distributed import all_reduce_sum, setup
@@ -239,7 +239,7 @@ class Trainer:
                               "pass --resume to continue it, or another --out")
         try:
             return self._fit()
-        except (ToolkitError, RuntimeError):
+        except (ToolkitError, RuntimeError, KeyboardInterrupt):
             self._remove_uncommitted_output()
             raise
 
@@ -326,19 +326,26 @@ class Trainer:
         if epoch % self.config.checkpoint.interval == 0 or epoch == self.config.run.epochs:
             run.last_path = run.manager.epoch_path(epoch, run.global_step)
             if self.workers.is_main:
-                extra = {"epoch": epoch, "global_step": run.global_step, "ema": run.ema is not None}
-                extra.update({f"val_{k}": record[k] for k in ("top1", "top5") if k in record})
-                if self.config.qat.enabled:
-                    extra.update(qat_card_extra(run.clean, self.config))
-                card = run.card.replace(extra=extra)
-                run.manager.save_weights(run.clean, card, run.last_path)
-                if improved:
-                    run.manager.save_weights(run.clean, card, run.manager.best_path)
-                updates = float(run.ema.updates.asnumpy()) if run.ema is not None else 0.0
-                run.manager.commit(epoch, run.global_step, run.optimizer, run.network, run.best_top1,
-                                   run.best_epoch, updates)
-                self._committed = True
+                self._save_epoch(run, record, improved)
         self._print(_epoch_line(record, self.config.run.epochs, improved))
+
+    def _save_epoch(self, run: _Run, record: dict, improved: bool) -> None:
+        """The epoch's checkpoint and card, the best one, then the optimizer state that commits them: all of
+        them or (after Ctrl-C before the block) none."""
+        epoch = record["epoch"]
+        with interrupts_deferred():
+            extra = {"epoch": epoch, "global_step": run.global_step, "ema": run.ema is not None}
+            extra.update({f"val_{k}": record[k] for k in ("top1", "top5") if k in record})
+            if self.config.qat.enabled:
+                extra.update(qat_card_extra(run.clean, self.config))
+            card = run.card.replace(extra=extra)
+            run.manager.save_weights(run.clean, card, run.last_path)
+            if improved:
+                run.manager.save_weights(run.clean, card, run.manager.best_path)
+            updates = float(run.ema.updates.asnumpy()) if run.ema is not None else 0.0
+            run.manager.commit(epoch, run.global_step, run.optimizer, run.network, run.best_top1, run.best_epoch,
+                               updates)
+            self._committed = True
 
     def _resume(self, run: _Run) -> int:
         """Restore the last committed epoch; returns it (0 when there is none)."""
@@ -349,6 +356,7 @@ class Trainer:
         run.manager.remove_partial_files()
         point = run.manager.latest()
         if point is None:
+            run.metrics.truncate_after(0)  # the step records of a run killed before its first commit
             self._print(f"no committed checkpoint in {self.directory}: starting from epoch 1")
             return 0
         _copy_weights({name[len(TRAIN_PREFIX):]: value.asnumpy() for name, value in point.state.items()
@@ -380,10 +388,12 @@ class Trainer:
                 (self.directory / name).unlink(missing_ok=True)
 
     def _progress(self) -> Progress:
+        # Only on a terminal: elsewhere rich would print the bar's last, empty frame as a blank line.
         return Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.3g}  "
                                    "{task.fields[ips]:.0f} img/s"), TimeElapsedColumn(), TimeRemainingColumn(),
-                        console=self.console, disable=not self.workers.is_main, transient=True)
+                        console=self.console, disable=not (self.workers.is_main and self.console.is_interactive),
+                        transient=True)
 
     def _print(self, message: str) -> None:
         if self.workers.is_main:
