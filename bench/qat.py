@@ -55,7 +55,7 @@ def train_qat(model, root: Path, epochs: int, lr: float, console) -> tuple[Path,
         config = load_config("mobilenet_v1_025_digits", {
             "qat": True, "ckpt_path": str(model.checkpoint), "epoch_size": epochs, "decay_epochs": epochs,
             "qat_lr": lr, "ckpt_save_dir": str(run_dir), "resume_opt": resume, "seed": model.spec.seed,
-            "scale": [model.spec.crop_scale, 1.0]})
+            "scale": [model.spec.crop_scale, 1.0], "val_while_train": False})
         result = train(config, console=console)
         done.write_text(json.dumps({"checkpoint": result.last_checkpoint.name,
                                     "seconds": time.perf_counter() - start}))
@@ -213,7 +213,7 @@ def main(argv=None) -> int:
 
     from rich.console import Console
 
-    from toolkit.fsutil import write_json
+    from toolkit.fsutil import write_json, write_text
 
     console = Console(stderr=True)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -234,7 +234,9 @@ def main(argv=None) -> int:
     verdicts = [verdict(r) for r in results]
     write_json(args.out / "report.json", {"goal_db": GOAL_DB, "results": results, "verdicts": verdicts})
     plot(results, args.out / "sqnr.png")
-    Console(width=160).print(table(verdicts))
+    printer = Console(width=160, record=True)
+    printer.print(table(verdicts))
+    write_text(args.out / "table.txt", printer.export_text())
     console.print(f"JSON: {args.out / 'report.json'}   chart: {args.out / 'sqnr.png'}")
     return 0 if all(v["verdict"] == "PASS" for v in verdicts) else 1
 
