@@ -11,7 +11,7 @@ quantization switched off (float values instead of rounded ones, same ranges and
 Fine-tuning the weights can at best remove the weights' share; the activation rounding noise stays
 unless the ranges shrink. Logits SQNR is against the original float model (ONNX Runtime).
 
-    .venv/bin/python -m bench.qat_ceiling [--only NAME] [--no-per-tensor] [--out bench/results/qat/ceiling.json]
+    .venv/bin/python -m bench.qat_ceiling [--only NAME,...] [--no-per-tensor] [--out bench/results/qat/ceiling.json]
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def main(argv=None) -> int:
     from toolkit.fsutil import write_json
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", help="only the tuning model of this name")
+    parser.add_argument("--only", help="only the tuning models of these names (comma-separated)")
     parser.add_argument("--no-per-tensor", dest="per_tensor", action="store_false",
                         help="skip the per-tensor activation noise (one evaluation per tensor)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/qat/ceiling.json"))
@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     ms.set_context(mode=ms.PYNATIVE_MODE)
     console = Console(stderr=True)
     results = [analyse(ensure_model(spec, console=console), args.per_tensor, console)
-               for spec in select("tuning") if args.only in (None, spec.name)]
+               for spec in select("tuning") if args.only is None or spec.name in args.only.split(",")]
     write_json(args.out, {"results": results})
     table = Table(title="Logits SQNR (dB, clean val) of the fake-quant network with only these parts int8")
     table.add_column("model")
