@@ -40,7 +40,7 @@ def train(config_file, data_dir, dataset, model, image_size, num_classes, activa
       mnv1-tk train -c mobilenet_v1_025_digits --out runs/digits
       mnv1-tk train -c mobilenet_v1_025_digits --out runs/digits --resume
       mnv1-tk train -c mobilenet_v1_025_digits --qat --from runs/digits/mobilenet_v1_025_best.ckpt \\
-          --epochs 4 --out runs/digits_qat
+          --epochs 3 --out runs/digits_qat
       msrun --worker_num=8 --local_worker_num=8 mnv1-tk train -c mobilenet_v1_100_ascend \\
           --data-dir /data/imagenet --distributed
     """

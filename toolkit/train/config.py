@@ -157,8 +157,8 @@ class QATConfig:
     enabled: bool = option("qat", False, "quantization-aware fine-tuning of ckpt_path, distilled from it")
     ranges: str = option("qat_ranges", "lsq", "activation ranges: lsq (learnt) or ema (of batch min/max)",
                          choices=("lsq", "ema"))
-    init: str = option("qat_init", "ptq", "first ranges: ptq (our default PTQ recipe's) or minmax",
-                       choices=("ptq", "minmax"))
+    init: str = option("qat_init", "ptq", "start: ptq (our default PTQ's ranges and bias-corrected biases) or "
+                       "minmax (min/max ranges)", choices=("ptq", "minmax"))
     lr: float = option("qat_lr", 0.001, "peak learning rate of the fine-tuning (replaces lr; --lr sets it with --qat)",
                        check=POSITIVE)
     weight_decay: float = option("qat_weight_decay", 0.0, "weight decay of the fine-tuning (replaces weight_decay: "

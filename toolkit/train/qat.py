@@ -53,9 +53,9 @@ def _float_model(config: TrainConfig, num_classes: int):
 
 
 def create_qat_networks(config: TrainConfig, num_classes: int, spec, say=print):
-    """(DistillationNet to train, QAT student copy to validate and save, its forward); the first ranges are
-    our PTQ's (or min/max) on the first `qat_calib_images` training images through the eval transform
-    (the same on every worker)."""
+    """(DistillationNet to train, QAT student copy to validate and save, its forward). The student starts
+    where our default PTQ ends (its ranges and bias-corrected biases; `qat_init: minmax`: min/max ranges)
+    on the first `qat_calib_images` training images through the eval transform (the same on every worker)."""
     from quantize.qat.distill import DistillationNet
     from quantize.qat.network import QATMobileNetV1, initialise_ranges, start_from_plan
     from toolkit.validate import eval_batches
