@@ -187,14 +187,22 @@ def load_qat_network(path) -> QATMobileNetV1:
     return network
 
 
-def ranges_from_plan(network: QATMobileNetV1, graph, plan) -> None:
-    """Start every range where our PTQ put it (`plan`: a QuantPlan of `graph`, the lowered float graph of the
-    same model): the int8 grid [(-128 - zp) * s, (127 - zp) * s] of each quantized tensor."""
-    from quantize.params import QMAX, QMIN
+def start_from_plan(network: QATMobileNetV1, graph, plan) -> None:
+    """Start where our PTQ ends (`plan`: a QuantPlan of `graph`, the lowered float graph of the same model):
+    every range on the int8 grid [(-128 - zp) * s, (127 - zp) * s] of its tensor, and every bias at its
+    bias-corrected value (the correction's shift added to the BN beta, or the classifier's bias)."""
+    from mindspore import Tensor
+
     from quantize.transform import quantizable_layers
 
-    tensors = [graph.inputs[0]] + [n.outputs[0] for n in quantizable_layers(graph)]
+    layers = quantizable_layers(graph)
+    tensors = [graph.inputs[0]] + [n.outputs[0] for n in layers]
     for quantizer, tensor in zip(network.quantizers(), tensors, strict=True):
         params = plan.activations[tensor]
         scale, zero_point = float(params.scale[0]), int(params.zero_point[0])
         quantizer.set_range((QMIN - zero_point) * scale, (QMAX - zero_point) * scale)
+    biases = [layer.bn.beta for layer in network.layers] + [network.classifier.dense.bias]
+    for bias, node in zip(biases, layers, strict=True):
+        if node.name in plan.biases:
+            shift = plan.biases[node.name] - graph.const(node.inputs[2])
+            bias.set_data(Tensor(bias.asnumpy() + shift.astype(np.float32), bias.dtype))

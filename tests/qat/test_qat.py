@@ -6,6 +6,7 @@ int8 file computes what training saw, not how much QAT gains; bench/qat.py measu
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ def qat_run(trained_digits, tmp_path_factory):
 
     run_dir = tmp_path_factory.mktemp("qat_run")
     config = load_config("mobilenet_v1_025_digits", {
-        "qat": True, "ckpt_path": str(trained_digits.checkpoint), "epoch_size": 1, "num_samples": 96, "lr": 0.005,
+        "qat": True, "ckpt_path": str(trained_digits.checkpoint), "epoch_size": 1, "num_samples": 96, "qat_lr": 0.005,
         "qat_calib_images": 64, "val_while_train": False, "ckpt_save_dir": str(run_dir)})
     return train(config, console=Console(stderr=True, quiet=True))
 
@@ -91,6 +92,45 @@ def test_qat_checkpoint_converts_to_what_training_computed(qat_run, tmp_path):
     assert lsb.max() <= 1.0 + 1e-3, f"{lsb.max():.2f} LSB"
     assert np.mean(lsb > 0.5) < 0.02
     assert np.mean(trained.argmax(1) == ours.argmax(1)) >= 0.98
+
+
+def test_qat_starts_where_our_ptq_ends(trained_digits):
+    """Ranges and bias-corrected biases from our default PTQ: before any step, the QAT network computes the
+    PTQ int8 model's logits, not those of the model without bias correction."""
+    import mindspore as ms
+
+    from converters.onnx_import import import_onnx
+    from converters.passes import lower_for_tflite
+    from quantize import Quantizer, Recipe, reference
+    from quantize.qat.network import QATMobileNetV1, start_from_plan
+    from quantize.quantizer import to_nhwc
+    from toolkit.card import load_card
+    from toolkit.convert import eval_set
+    from toolkit.models import create_model
+    from toolkit.models.checkpoint import load_weights
+
+    card = load_card(trained_digits.onnx)
+    images, _ = eval_set(card, None, EVAL_IMAGES)
+    result = Quantizer(Recipe.load("default")).quantize(lower_for_tflite(import_onnx(trained_digits.onnx, card)),
+                                                        images)
+    ptq = reference.run(result.graph, to_nhwc(images), "builtin")[result.graph.outputs[0]]
+    classifier = next(n for n in result.graph.nodes if n.op == "fully_connected")
+    logits_scale = float(result.graph.tensors[classifier.outputs[0]].quant.scale[0])
+
+    def qat_logits(plan):
+        net = create_model(card.model, num_classes=card.num_classes, activation=card.activation)
+        load_weights(net, str(trained_digits.checkpoint), head="strict")
+        network = QATMobileNetV1(net)
+        start_from_plan(network, result.float_graph, plan)
+        network.set_train(False)
+        return network(ms.Tensor(images)).asnumpy()
+
+    lsb = np.abs(qat_logits(result.plan) - ptq) / logits_scale
+    uncorrected = np.abs(qat_logits(dataclasses.replace(result.plan, biases={})) - ptq) / logits_scale
+    # A rare bias or input rounding that lands on the other side of a tie (the float paths differ) moves a
+    # logit by an LSB or two; without the correction's shift almost half of them move.
+    assert np.mean(lsb > 0.5) < 0.02 and lsb.max() <= 2.0 + 1e-3, (np.mean(lsb > 0.5), lsb.max())
+    assert np.mean(uncorrected > 0.5) > 0.2, np.mean(uncorrected > 0.5)
 
 
 def test_qat_needs_a_checkpoint(tmp_path):

@@ -19,7 +19,7 @@ from toolkit.cli import main
 @click.option("--pretrained", metavar="CKPT", help="Start from this checkpoint; a different head is re-initialised.")
 @click.option("--epochs", type=int, help="Training epochs (epoch_size).")
 @click.option("--batch-size", type=int, help="Images per step and worker.")
-@click.option("--lr", type=float, help="Peak learning rate.")
+@click.option("--lr", type=float, help="Peak learning rate (with --qat: qat_lr, default 0.001).")
 @click.option("--out", "ckpt_save_dir", metavar="DIR", help="Checkpoints, cards, metrics.jsonl, config.yaml.")
 @click.option("--resume", is_flag=True, default=None, help="Continue from the newest checkpoint in --out.")
 @click.option("--device-target", type=click.Choice(["CPU", "GPU", "Ascend"]), help="Where to train.")
@@ -40,7 +40,7 @@ def train(config_file, data_dir, dataset, model, image_size, num_classes, activa
       mnv1-tk train -c mobilenet_v1_025_digits --out runs/digits
       mnv1-tk train -c mobilenet_v1_025_digits --out runs/digits --resume
       mnv1-tk train -c mobilenet_v1_025_digits --qat --from runs/digits/mobilenet_v1_025_best.ckpt \\
-          --epochs 3 --lr 0.005 --out runs/digits_qat
+          --epochs 3 --out runs/digits_qat
       msrun --worker_num=8 --local_worker_num=8 mnv1-tk train -c mobilenet_v1_100_ascend \\
           --data-dir /data/imagenet --distributed
     """
@@ -50,6 +50,6 @@ def train(config_file, data_dir, dataset, model, image_size, num_classes, activa
         "data_dir": data_dir, "dataset": dataset, "model": model, "image_resize": image_size,
         "num_classes": num_classes, "activation": activation, "ckpt_path": qat_from or pretrained, "qat": qat,
         "epoch_size": epochs,
-        "batch_size": batch_size, "lr": lr, "ckpt_save_dir": ckpt_save_dir, "resume_opt": resume,
+        "batch_size": batch_size, "qat_lr" if qat else "lr": lr, "ckpt_save_dir": ckpt_save_dir, "resume_opt": resume,
         "device_target": device_target, "distribute": distributed, "amp_level": amp_level, "ema": ema, "seed": seed,
     }, sets)

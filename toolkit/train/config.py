@@ -157,8 +157,14 @@ class QATConfig:
     enabled: bool = option("qat", False, "quantization-aware fine-tuning of ckpt_path, distilled from it")
     ranges: str = option("qat_ranges", "lsq", "activation ranges: lsq (learnt) or ema (of batch min/max)",
                          choices=("lsq", "ema"))
-    init: str = option("qat_init", "ptq", "first ranges: ptq (our default PTQ recipe's) or minmax",
-                       choices=("ptq", "minmax"))
+    init: str = option("qat_init", "ptq", "start: ptq (our default PTQ's ranges and bias-corrected biases) or "
+                       "minmax (min/max ranges)", choices=("ptq", "minmax"))
+    lr: float = option("qat_lr", 0.001, "peak learning rate of the fine-tuning (replaces lr; --lr sets it with --qat)",
+                       check=POSITIVE)
+    weight_decay: float = option("qat_weight_decay", 0.0, "weight decay of the fine-tuning (replaces weight_decay: "
+                                 "decay pulls the weights away from the float model)", check=NON_NEGATIVE)
+    range_lr: float = option("qat_range_lr", 1.0, "learning rate of the learnt ranges, as a factor of lr",
+                             check=POSITIVE)
     calib_images: int = option("qat_calib_images", 256, "training images (eval transform) that set the first "
                                "ranges", check=(lambda v: v >= 16, ">= 16"))
     distill: str = option("distill_loss", "mse", "loss on the float model's logits: mse or kl",

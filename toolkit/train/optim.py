@@ -11,18 +11,34 @@ NO_DECAY_SUFFIXES = (".gamma", ".beta", ".bias")
 TAKES_LOSS_SCALE = ("sgd", "momentum", "adam", "rmsprop")
 
 
-def _param_groups(network, cfg: OptimizerConfig) -> list:
+def _param_groups(network, cfg: OptimizerConfig, lr: list[float], lr_scale: dict[str, float]) -> list:
+    """The trainable parameters, grouped by their weight decay (`weight_decay_filter`) and by their learning
+    rate (`lr_scale`: name prefix -> factor of `lr`)."""
     params = network.trainable_params()
-    if cfg.weight_decay_filter == "disable" or cfg.weight_decay == 0:
+    filtered = cfg.weight_decay_filter != "disable" and cfg.weight_decay != 0
+
+    def group_of(param) -> tuple[float | None, float]:
+        decay = (0.0 if param.name.endswith(NO_DECAY_SUFFIXES) else cfg.weight_decay) if filtered else None
+        return decay, next((f for prefix, f in lr_scale.items() if param.name.startswith(prefix)), 1.0)
+
+    keys = sorted({group_of(p) for p in params}, key=str)
+    if not filtered and keys == [(None, 1.0)]:
         return params
-    decay = [p for p in params if not p.name.endswith(NO_DECAY_SUFFIXES)]
-    no_decay = [p for p in params if p.name.endswith(NO_DECAY_SUFFIXES)]
-    return [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0},
-            {"order_params": params}]
+    groups = []
+    for decay, factor in keys:
+        group = {"params": [p for p in params if group_of(p) == (decay, factor)]}
+        if decay is not None:
+            group["weight_decay"] = decay
+        if factor != 1.0:
+            group["lr"] = [factor * x for x in lr]
+        groups.append(group)
+    return groups + [{"order_params": params}]
 
 
-def create_optimizer(network, cfg: OptimizerConfig, lr: list[float], loss_scale: float = 1.0):
-    """A MindSpore optimizer over `network`'s trainable parameters with a per-step learning rate list.
+def create_optimizer(network, cfg: OptimizerConfig, lr: list[float], loss_scale: float = 1.0,
+                     lr_scale: dict[str, float] | None = None):
+    """A MindSpore optimizer over `network`'s trainable parameters with a per-step learning rate list
+    (times `lr_scale[prefix]` for the parameters whose name starts with that prefix).
 
     `loss_scale` is the fixed loss scale the optimizer divides out of the gradients (1 when the
     train cell unscales them itself).
@@ -32,7 +48,7 @@ def create_optimizer(network, cfg: OptimizerConfig, lr: list[float], loss_scale:
     if loss_scale != 1.0 and cfg.name not in TAKES_LOSS_SCALE:
         raise ConfigError(f"optimizer '{cfg.name}' cannot undo a fixed loss scale of {loss_scale}",
                           "set loss_scale: 1, loss_scale_type: dynamic, or use opt: momentum / sgd / adam")
-    params = _param_groups(network, cfg)
+    params = _param_groups(network, cfg, lr, lr_scale or {})
     weight_decay = cfg.weight_decay if cfg.weight_decay_filter == "disable" else 0.0
     if cfg.name == "momentum":
         return nn.Momentum(params, lr, cfg.momentum, weight_decay=weight_decay, loss_scale=loss_scale,

@@ -28,7 +28,8 @@ def source_card(config: TrainConfig):
 
 
 def with_source_model(config: TrainConfig) -> TrainConfig:
-    """The config with the source checkpoint's model, input size and normalisation."""
+    """The config with the source checkpoint's model, input size and normalisation, and the fine-tuning's
+    learning rate and weight decay (`qat_lr`, `qat_weight_decay`)."""
     card = source_card(config)
     if card.extra.get("qat"):
         raise ConfigError(f"{Path(config.model.checkpoint).name} is already a QAT checkpoint",
@@ -37,7 +38,9 @@ def with_source_model(config: TrainConfig) -> TrainConfig:
                                 num_classes=card.num_classes)
     data = dataclasses.replace(config.data, image_size=card.image_size, mean=tuple(card.mean), std=tuple(card.std),
                                crop_pct=card.crop_pct, interpolation=card.interpolation)
-    return config.replace(model=model, data=data)
+    return config.replace(model=model, data=data,
+                          scheduler=dataclasses.replace(config.scheduler, lr=config.qat.lr),
+                          optimizer=dataclasses.replace(config.optimizer, weight_decay=config.qat.weight_decay))
 
 
 def _float_model(config: TrainConfig, num_classes: int):
@@ -50,11 +53,11 @@ def _float_model(config: TrainConfig, num_classes: int):
 
 
 def create_qat_networks(config: TrainConfig, num_classes: int, spec, say=print):
-    """(DistillationNet to train, QAT student copy to validate and save, its forward); the first ranges are
-    our PTQ's (or min/max) on the first `qat_calib_images` training images through the eval transform
-    (the same on every worker)."""
+    """(DistillationNet to train, QAT student copy to validate and save, its forward). The student starts
+    where our default PTQ ends (its ranges and bias-corrected biases; `qat_init: minmax`: min/max ranges)
+    on the first `qat_calib_images` training images through the eval transform (the same on every worker)."""
     from quantize.qat.distill import DistillationNet
-    from quantize.qat.network import QATMobileNetV1, initialise_ranges, ranges_from_plan
+    from quantize.qat.network import QATMobileNetV1, initialise_ranges, start_from_plan
     from toolkit.validate import eval_batches
 
     qat = config.qat
@@ -66,7 +69,7 @@ def create_qat_networks(config: TrainConfig, num_classes: int, spec, say=print):
                                                         batch_size=64)])
     if qat.init == "ptq":
         graph, plan = _ptq_plan(config, images)
-        ranges_from_plan(student, graph, plan)
+        start_from_plan(student, graph, plan)
     else:
         initialise_ranges(student, [images[i:i + 64] for i in range(0, len(images), 64)])
     say(f"QAT of {Path(config.model.checkpoint).name}: {qat.ranges} ranges, first set by {qat.init} on "
@@ -89,6 +92,13 @@ def _ptq_plan(config: TrainConfig, images: np.ndarray):
         graph = lower_for_tflite(import_onnx(onnx, load_card(onnx)))
     result = Quantizer(Recipe.load("default")).quantize(graph, images)
     return result.float_graph, result.plan
+
+
+def qat_lr_scale(config: TrainConfig) -> dict[str, float]:
+    """The learning-rate factor of the learnt ranges (`qat.*` parameters); none outside QAT."""
+    from quantize.qat.network import RANGE_PREFIX
+
+    return {RANGE_PREFIX: config.qat.range_lr} if config.qat.enabled else {}
 
 
 def distillation_loss(config: TrainConfig, num_classes: int):

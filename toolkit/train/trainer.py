@@ -29,7 +29,7 @@ from toolkit.train.checkpoints import TRAIN_PREFIX, CheckpointManager, save_para
 from toolkit.train.config import PrecisionConfig, TrainConfig, load_config, save_config
 from toolkit.train.distributed import all_reduce_sum, setup
 from toolkit.train.qat import card_extra as qat_card_extra
-from toolkit.train.qat import create_qat_networks, distillation_loss, with_source_model
+from toolkit.train.qat import create_qat_networks, distillation_loss, qat_lr_scale, with_source_model
 
 METRICS_FILE, CONFIG_FILE = "metrics.jsonl", "config.yaml"
 
@@ -220,7 +220,8 @@ class Trainer:
         loss_fn = distillation_loss(config, num_classes) if config.qat.enabled else create_loss(config.loss, num_classes)
         steps_per_epoch = loader.get_dataset_size()
         lrs = create_scheduler(config.scheduler, steps_per_epoch, config.run.epochs)
-        optimizer = create_optimizer(network, config.optimizer, lrs, optimizer_loss_scale(config.precision))
+        optimizer = create_optimizer(network, config.optimizer, lrs, optimizer_loss_scale(config.precision),
+                                     qat_lr_scale(config))
         train_step = create_train_step(network, loss_fn, optimizer, config.precision)
         return _Run(spec=spec, loader=loader, steps_per_epoch=steps_per_epoch, network=network, clean=clean,
                     predictor=MindSporeCkptPredictor.from_network(forward, card), card=card, lrs=lrs,
