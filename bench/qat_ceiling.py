@@ -73,10 +73,8 @@ def analyse(model, per_tensor: bool, console) -> dict:
     from converters.onnx_import import import_onnx
     from converters.passes import lower_for_tflite
     from quantize import Quantizer, Recipe
-    from quantize.qat.network import QATMobileNetV1, start_from_plan
     from toolkit.card import load_card
-    from toolkit.models import create_model
-    from toolkit.models.checkpoint import load_weights
+    from toolkit.train.qat import qat_network_from_plan
 
     card = load_card(model.onnx)
     train_pixels, _ = digits_pixels("train", model.spec.size)
@@ -87,12 +85,7 @@ def analyse(model, per_tensor: bool, console) -> dict:
                                                      preprocess_all(train_pixels[:300], card))
 
     def network(plan):
-        net = create_model(card.model, num_classes=card.num_classes, activation=card.activation)
-        load_weights(net, str(model.checkpoint), head="strict")
-        qat = QATMobileNetV1(net)
-        start_from_plan(qat, ptq.float_graph, plan)
-        qat.set_train(False)
-        return qat
+        return qat_network_from_plan(model.checkpoint, card, ptq.float_graph, plan)
 
     def sqnr(net) -> float:
         logits = np.concatenate([net(ms.Tensor(images[i:i + 128])).asnumpy() for i in range(0, len(images), 128)])

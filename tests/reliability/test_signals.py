@@ -18,6 +18,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -153,25 +154,34 @@ def test_ctrl_c_during_training_then_resume(tmp_path):
     assert (out / "mobilenet_v1_025-2_20.ckpt").is_file() and leftovers(out) == []
 
 
+DEFERRED_WRITES = """
+import os, signal, sys
+from pathlib import Path
+from toolkit.cli import _terminated
+from toolkit.fsutil import interrupts_deferred, write_text
+
+out, signum = Path(sys.argv[1]), int(sys.argv[2])
+signal.signal(signal.SIGTERM, _terminated)  # as the CLI does
+try:
+    with interrupts_deferred():
+        write_text(out / "model.ckpt", "weights")
+        os.kill(os.getpid(), signum)
+        for name in ("model.ckpt.json", "optim.ckpt"):
+            write_text(out / name, name)
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_ctrl_c_waits_for_files_that_belong_together(tmp_path, signum):
     """A checkpoint, its card and the optimizer state are written in one interrupts_deferred() block:
-    Ctrl-C (or MindSpore's SIGTERM for it) in the middle stops the command only after the last of them."""
-    from toolkit.cli import _terminated
-    from toolkit.fsutil import interrupts_deferred, write_text
-
-    names = ("model.ckpt", "model.ckpt.json", "optim.ckpt")
-    previous = signal.signal(signal.SIGTERM, _terminated)  # as the CLI does
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            with interrupts_deferred():
-                write_text(tmp_path / names[0], "weights")
-                os.kill(os.getpid(), signum)
-                for name in names[1:]:
-                    write_text(tmp_path / name, name)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+    Ctrl-C (or MindSpore's SIGTERM for it) in the middle stops the command only after the last of them.
+    In a fresh process: MindSpore's graph runs in this one have replaced its signal handlers."""
+    done = subprocess.run([sys.executable, "-c", DEFERRED_WRITES, str(tmp_path), str(int(signum))],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.ckpt", "model.ckpt.json", "optim.ckpt"]
 
 
 def _screen(text: str) -> list[str]:
@@ -213,9 +223,9 @@ def _finish(process: subprocess.Popen, timeout: float = 120) -> tuple[str, str]:
     return stdout.decode(), (process.seen + rest).decode()
 
 
-def _profile_args(models, out: Path) -> list:
+def _profile_args(models, out: Path, runs: int = 300) -> list:
     # .ms last: its MindSpore Lite worker is a child process the interruption must take down too
-    return ["profile", models.files[".onnx"], models.files[".tflite"], models.files[".ms"], "--runs", 300,
+    return ["profile", models.files[".onnx"], models.files[".tflite"], models.files[".ms"], "--runs", runs,
             "--json", out / "latency.json", "--csv", out / "latency.csv", "--plot", out / "latency.png",
             "--accuracy", out.parent / "top1.json"]
 
@@ -241,7 +251,8 @@ def test_sigkill_and_ctrl_c_during_profiling(model_set, tmp_path):
     assert [(r["model"], r["threads"]) for r in expected[0]] == [(model_set.files[s].name, 1)
                                                                  for s in (".onnx", ".tflite", ".ms")]
 
-    killed = _start(_profile_args(model_set, out), terminal=True)
+    # The interrupted runs are long enough to be still timing when the signal comes (300 take under a second).
+    killed = _start(_profile_args(model_set, out, runs=10**7), terminal=True)
     _wait_for_output(killed, "round ")  # the timed runs are going (models loaded, the worker started)
     os.killpg(killed.pid, signal.SIGKILL)
     _finish(killed)
@@ -249,7 +260,7 @@ def test_sigkill_and_ctrl_c_during_profiling(model_set, tmp_path):
     _assert_gone(killed.pid)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == written  # the earlier results, intact
 
-    interrupted = _start(_profile_args(model_set, out), terminal=True)
+    interrupted = _start(_profile_args(model_set, out, runs=10**7), terminal=True)
     _wait_for_output(interrupted, "round ")
     os.killpg(interrupted.pid, signal.SIGINT)
     _, stderr = _finish(interrupted)

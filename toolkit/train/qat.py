@@ -79,6 +79,20 @@ def create_qat_networks(config: TrainConfig, num_classes: int, spec, say=print):
     return DistillationNet(student, teacher), clean, clean
 
 
+def qat_network_from_plan(checkpoint: Path, card, float_graph, plan):
+    """The QAT network of a float checkpoint started where a PTQ `plan` ends (eval mode): fine-tuning's start."""
+    from quantize.qat.network import QATMobileNetV1, start_from_plan
+    from toolkit.models import create_model
+    from toolkit.models.checkpoint import load_weights
+
+    float_model = create_model(card.model, num_classes=card.num_classes, activation=card.activation)
+    load_weights(float_model, str(checkpoint), head="strict")
+    network = QATMobileNetV1(float_model)
+    start_from_plan(network, float_graph, plan)
+    network.set_train(False)
+    return network
+
+
 def _ptq_plan(config: TrainConfig, images: np.ndarray):
     """(lowered float graph, our default recipe's QuantPlan) of the source checkpoint."""
     from converters.onnx_import import import_onnx
