@@ -21,19 +21,11 @@ import numpy as np
 
 
 def int8_models(width: float, size: int, work: Path) -> dict[str, bytes]:
-    import mindspore as ms
-
-    from converters.onnx_import import import_onnx
-    from converters.passes import lower_for_tflite
+    from bench.quantize_speed import lowered_zoo_graph
     from converters.tflite import write_tflite
     from quantize import Quantizer, Recipe
-    from tests.models import digits_images, export_onnx, randomise_like_trained, zoo_card
-    from toolkit.models import create_model, model_name
 
-    ms.set_seed(int(width * 100))
-    network = create_model(model_name(width), num_classes=10)
-    randomise_like_trained(network, digits_images(), seed=int(width * 100))
-    graph = lower_for_tflite(import_onnx(export_onnx(network, zoo_card(width, size), work / "model.onnx")))
+    graph = lowered_zoo_graph(width, size, work)
     calib = np.random.RandomState(0).randn(16, 3, size, size).astype(np.float32)
     recipe = Recipe(method="minmax", cle=False, bias_correction=False)
     return {pool: write_tflite(Quantizer(recipe.replace(global_pool=pool)).quantize(graph, calib).graph)
