@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.anchors import MSLITE_METHODS, ORT_METHODS, litert_quantize, ort_quantize, run_ort_qdq
+from toolkit.fsutil import sha256_of
 from toolkit.fsutil import write_json
 
 PERTURBED_COPIES = 3
@@ -60,6 +61,7 @@ OURS = {  # name -> recipe fields over the default recipe
     "ours auto +adaround +bc": {"method": "auto", "cle": False, "bias_correction": True, "adaround": True},
     "ours mse +bc": {"method": "mse", "cle": False, "bias_correction": True},
     "ours minmax +bc": {"method": "minmax", "cle": False, "bias_correction": True},
+    "ours mse +bc +logits minmax": {"method": "mse", "cle": False, "bias_correction": True, "logits_range": "minmax"},
     "ours select": {"method": "select"},
     "ours fc per tensor": {"fc_per_channel": False},
     "ours avg_pool": {"global_pool": "avg_pool"},
@@ -180,7 +182,7 @@ def benchmark_model(spec, onnx: Path, calib_count: int, work: Path, progress, on
         except Exception as exc:  # an anchor that fails is reported, not fatal
             rows[name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
     return {"model": spec.name, "group": spec.group, "width": spec.width, "size": spec.size,
-            "calibration_images": len(calib),
+            "onnx_sha256": sha256_of(onnx), "calibration_images": len(calib),
             "eval_images": {k: len(v) for k, v in set_labels.items()}, "checks": checks, "methods": rows}
 
 
@@ -316,13 +318,16 @@ def main(argv=None) -> int:
             parser.error(f"not in the {args.group} group: {', '.join(sorted(unknown))}")
         specs = [spec for spec in specs if spec.name in args.models.split(",")]
     for spec in specs:
+        console.print(f"[bold]{spec.name}[/]: training on digits or reusing the model set's cache")
+        model = ensure_model(spec, console=console)
         cached = args.out / f"{spec.name}.json"
         previous = json.loads(cached.read_text()) if cached.is_file() else None
+        if previous and previous.get("onnx_sha256") != sha256_of(model.onnx):
+            console.print(f"  {cached} was measured on another training of this model: measuring again")
+            previous = None
         if previous and not rerun:
             results.append(previous)
             continue
-        console.print(f"[bold]{spec.name}[/]: training on digits or reusing the model set's cache")
-        model = ensure_model(spec, console=console)
         with tempfile.TemporaryDirectory() as work:
             result = benchmark_model(spec, model.onnx, args.calib, Path(work), lambda text: console.print(f"  {text}"),
                                      only=rerun if previous else only, previous=previous)

@@ -107,7 +107,8 @@ class Quantizer:
                    for n in quantizable_layers(graph)}
         done = self._tick("ranges", 1)
         ranges = choose_ranges(graph, calibration, ObserverConfig(recipe.method, recipe.percentile),
-                               sample(x, recipe.auto_samples, 8), weights)
+                               sample(x, recipe.auto_samples, 8), weights,
+                               None if recipe.logits_range == "method" else recipe.logits_range)
         if done:
             done(1)
         plan = QuantPlan(activations={t: activation_params(*c.range) for t, c in ranges.items()},

@@ -10,7 +10,9 @@ which rewards clipping that hurts deeper layers.
 
 With a fixed method, the model input still keeps its observed min/max: its range is set by the
 preprocessing, and what a histogram method would clip there (the bright strokes of a digit, the
-highlights of a photo) is image content every later layer needs.
+highlights of a photo) is image content every later layer needs. The logits may keep theirs too
+(`logits_method="minmax"`): their extremes are the top class's score, the one value a classifier's
+answer depends on, which a squared-error criterion over all logits clips as readily as any other.
 """
 
 from __future__ import annotations
@@ -123,12 +125,14 @@ def _auto(graph: Graph, calibration: CalibrationResult, config: ObserverConfig, 
 
 
 def choose_ranges(graph: Graph, calibration: CalibrationResult, config: ObserverConfig,
-                  images: np.ndarray | None = None, weight_params: dict | None = None) -> dict[str, RangeChoice]:
-    """A range for every activation tensor. `auto` needs sample `images` (NHWC) and the `weight_params`."""
+                  images: np.ndarray | None = None, weight_params: dict | None = None,
+                  logits_method: str | None = None) -> dict[str, RangeChoice]:
+    """A range for every activation tensor. `auto` needs sample `images` (NHWC) and the `weight_params`.
+    With a fixed method, `logits_method` overrides it for the last tensor (the logits)."""
     if config.method == "auto":
         return _auto(graph, calibration, config, images, weight_params)
-    choices = {t: RangeChoice(t, config.method, config.estimate(calibration.histograms[t]), {})
-               for t in activation_tensors(graph)}
-    source = graph.inputs[0]
-    choices[source] = RangeChoice(source, "minmax", config.estimate(calibration.histograms[source], "minmax"), {})
-    return choices
+    tensors = activation_tensors(graph)
+    methods = {t: config.method for t in tensors}
+    methods[graph.inputs[0]] = "minmax"
+    methods[tensors[-1]] = logits_method or config.method
+    return {t: RangeChoice(t, methods[t], config.estimate(calibration.histograms[t], methods[t]), {}) for t in tensors}

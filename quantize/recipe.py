@@ -22,6 +22,7 @@ class Recipe:
                                     # quantize.selection)
     select_holdout: float = 0.25    # select: the fraction of calibration images held out to judge candidates
     percentile: float = 99.99
+    logits_range: str = "method"    # the logits' range: "method" (the recipe's method) or "minmax" (never clipped)
     cle: bool = True                # cross-layer equalization
     bias_correction: bool = True
     adaround: bool = False          # learnt weight rounding (AdaRound)
@@ -40,7 +41,8 @@ class Recipe:
     def __post_init__(self):
         checks = {"method": (self.method, ("auto", "select", *METHODS)), "io": (self.io, IO_TYPES),
                   "fallback": (self.fallback, ("none", "float")), "kernels": (self.kernels, KERNEL_PROFILES),
-                  "global_pool": (self.global_pool, GLOBAL_POOLS)}
+                  "global_pool": (self.global_pool, GLOBAL_POOLS),
+                  "logits_range": (self.logits_range, ("method", *METHODS))}
         for key, (value, allowed) in checks.items():
             if value not in allowed:
                 raise ConfigError(f"recipe {key}={value!r} is not valid", f"use one of: {', '.join(allowed)}")

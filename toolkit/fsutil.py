@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -12,6 +13,15 @@ from pathlib import Path
 from typing import Iterator
 
 from toolkit.errors import OutputError
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's content, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def ensure_writable_dir(path: str | os.PathLike) -> Path:

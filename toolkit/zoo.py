@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from toolkit.errors import ConfigError
-from toolkit.fsutil import ensure_writable_dir, write_json, write_text
+from toolkit.fsutil import ensure_writable_dir, sha256_of, write_json, write_text
 from toolkit.report import ReportRow, frontier_rows, write_report
 
 INDEX = "zoo.json"
@@ -108,27 +108,19 @@ class Manifest:
         entry = self.steps.get(step)
         if entry is None or entry["inputs"] != content_key(inputs):
             return None
-        if any(not Path(p).is_file() or file_hash(p) != h for p, h in entry["outputs"].items()):
+        if any(not Path(p).is_file() or sha256_of(p) != h for p, h in entry["outputs"].items()):
             return None
         return entry["result"]
 
     def record(self, step: str, inputs: dict, result, outputs=()) -> None:
-        self.steps[step] = {"inputs": content_key(inputs), "outputs": {str(p): file_hash(p) for p in outputs},
+        self.steps[step] = {"inputs": content_key(inputs), "outputs": {str(p): sha256_of(p) for p in outputs},
                             "result": result}
         write_json(self.path, self.steps)
 
 
-def file_hash(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def content_key(inputs: dict) -> str:
     """One hash of a step's inputs: Path values count by their content, the rest by value."""
-    resolved = {k: (file_hash(v) if isinstance(v, Path) else v) for k, v in sorted(inputs.items())}
+    resolved = {k: (sha256_of(v) if isinstance(v, Path) else v) for k, v in sorted(inputs.items())}
     return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()
 
 

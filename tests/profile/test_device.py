@@ -95,7 +95,8 @@ def test_runner_failure_and_timeout_leave_nothing_behind(profile_models, runners
 
 
 def test_setup_android_runners_records_hashes(runner_files, monkeypatch, tmp_path):
-    from toolkit.android.runners import find_runner, sha256_of
+    from toolkit.android.runners import find_runner
+    from toolkit.fsutil import sha256_of
 
     monkeypatch.setenv("MNV1TK_ANDROID_RUNNERS", str(tmp_path / "cache"))
     wrong = invoke("setup", "android-runners", "--from", runner_files["litert"], "--sha256", "0" * 64)

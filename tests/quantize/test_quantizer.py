@@ -178,3 +178,25 @@ def test_recipe_fields_are_validated():
     with pytest.raises(ConfigError, match="no recipe 'nope'"):
         Recipe.load("nope")
     assert dataclasses.asdict(Recipe.load("minmax_baseline"))["method"] == "minmax"
+
+
+def test_logits_range_minmax_never_clips_the_calibration_logits(digits_set):
+    from quantize.ranges import activation_tensors
+
+    base = Recipe(method="mse", cle=False, bias_correction=False)
+    calibration = Quantizer(base).calibrate(digits_set.graph, digits_set.calib)
+    kept = Quantizer(base.replace(logits_range="minmax")).quantize(digits_set.graph, digits_set.calib, calibration)
+    clipped = Quantizer(base).quantize(digits_set.graph, digits_set.calib, calibration)
+    logits = activation_tensors(kept.float_graph)[-1]
+    assert kept.ranges[logits].method == "minmax" and clipped.ranges[logits].method == "mse"
+    inner = [t for t in kept.ranges if t not in (logits, kept.float_graph.inputs[0])]
+    assert all(kept.ranges[t] == clipped.ranges[t] for t in inner)  # only the logits change
+
+    values = run_float(kept.float_graph, to_nhwc(digits_set.calib))[logits]
+    params = kept.plan.activations[logits]
+    scale, zero = float(params.scale[0]), int(params.zero_point[0])
+    assert (-128 - zero) * scale <= values.min() + scale / 2 and values.max() - scale / 2 <= (127 - zero) * scale
+    from toolkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="logits_range='middle'"):
+        Recipe(logits_range="middle")

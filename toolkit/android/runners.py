@@ -12,7 +12,6 @@ file's SHA-256 (computed here, never looked up) and the version.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.errors import BackendError, ConfigError
-from toolkit.fsutil import ensure_writable_dir, write_json
+from toolkit.fsutil import ensure_writable_dir, sha256_of, write_json
 
 LITERT_URL = ("https://storage.googleapis.com/tensorflow-nightly-public/prod/tensorflow/release/lite/tools/"
               "nightly/latest/android_aarch64_benchmark_model")
@@ -56,14 +55,6 @@ class Runner:
     @property
     def hiai(self) -> tuple[Path, ...]:
         return tuple(p for p in self.libraries if p.name in HIAI_LIBS)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _manifest() -> dict:
