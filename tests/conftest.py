@@ -2,8 +2,9 @@
 
 `trained_digits` trains MobileNetV1 0.25 on the 32x32 digits once per session with the shipped
 config (`mobilenet_v1_025_digits`, about a minute on the CPU) and exports it to ONNX and MINDIR.
-`zoo_onnx` exports every zoo width at 224x224 with realistic random weights. Any test folder can
-use them; nothing may write into their directories.
+`zoo_checkpoints` holds a checkpoint of every zoo width with realistic random weights, and `zoo_onnx`
+exports those same networks at 224x224. Any test folder can use them; nothing may write into their
+directories.
 """
 
 from __future__ import annotations
@@ -54,21 +55,41 @@ def trained_digits(tmp_path_factory) -> TrainedDigits:
 
 
 @pytest.fixture(scope="session")
-def zoo_onnx(tmp_path_factory) -> dict[float, Path]:
-    """One MobileNetV1 ONNX export (with its card) per zoo width: 224x224, 10 classes, weights random but
-    with a trained network's statistics (see tests/models.py)."""
+def zoo_checkpoints(tmp_path_factory) -> Path:
+    """A directory with one MindSpore checkpoint (10 digit classes, trained size 224, weights random but with a
+    trained network's statistics, see tests/models.py) and its model card per zoo width."""
     import mindspore as ms
 
-    from tests.models import ZOO_SIZE, digits_images, export_onnx, randomise_like_trained, zoo_card
+    from tests.models import digits_images, randomise_like_trained
+    from toolkit.card import save_card
+    from toolkit.data.datasets import DIGITS_LABELS
     from toolkit.models import WIDTHS, create_model, model_name
+    from toolkit.models.checkpoint import checkpoint_card
 
-    directory = tmp_path_factory.mktemp("zoo_onnx")
+    directory = tmp_path_factory.mktemp("zoo")
     images = digits_images()
-    exports = {}
     for width in WIDTHS:
-        ms.set_seed(int(width * 100))
         network = create_model(model_name(width), num_classes=10)
         randomise_like_trained(network, images, seed=int(width * 100))
+        path = directory / f"{model_name(width)}.ckpt"
+        ms.save_checkpoint(network, str(path))
+        save_card(checkpoint_card(path, width=width, image_size=224, num_classes=10, labels=DIGITS_LABELS)
+                  .replace(format="ckpt"), path)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def zoo_onnx(zoo_checkpoints, tmp_path_factory) -> dict[float, Path]:
+    """One MobileNetV1 ONNX export (with its card) per zoo width: the networks of `zoo_checkpoints` at 224x224."""
+    from tests.models import ZOO_SIZE, export_onnx, zoo_card
+    from toolkit.models import WIDTHS, create_model, model_name
+    from toolkit.models.checkpoint import load_weights
+
+    directory = tmp_path_factory.mktemp("zoo_onnx")
+    exports = {}
+    for width in WIDTHS:
+        network = create_model(model_name(width), num_classes=10)
+        load_weights(network, zoo_checkpoints / f"{model_name(width)}.ckpt", head="strict")
         card = zoo_card(width, ZOO_SIZE)
         exports[width] = export_onnx(network, card, directory / f"{card.stem}.onnx")
     return exports

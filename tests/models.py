@@ -51,18 +51,25 @@ def randomise_like_trained(network, images: np.ndarray, seed: int) -> None:
 
     network.set_train(False)
     x = ms.Tensor(images)
-    for cell in _layers(network.features):
-        if isinstance(cell, nn.Conv2d):
-            fill(cell.weight, rng.randn(*cell.weight.shape) * np.sqrt(2.0 / np.prod(cell.weight.shape[1:])))
-        elif isinstance(cell, nn.BatchNorm2d):
-            a = x.asnumpy()
-            mean, var, c = a.mean(axis=(0, 2, 3)), a.var(axis=(0, 2, 3)), cell.num_features
-            var = np.maximum(var, 0.1 * np.median(var))  # near-dead channels would get BN gains of 30+
-            fill(cell.moving_mean, mean + 0.1 * np.sqrt(var) * rng.randn(c))
-            fill(cell.moving_variance, var * rng.uniform(0.8, 1.25, c))
-            fill(cell.gamma, rng.uniform(0.5, 1.5, c))
-            fill(cell.beta, 1.0 + 0.2 * rng.randn(c))
-        x = cell(x)
+    # Layer by layer in PyNative mode: in graph mode (which training and validation leave set) every
+    # call compiles a graph of its own, 15x slower.
+    mode = ms.get_context("mode")
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    try:
+        for cell in _layers(network.features):
+            if isinstance(cell, nn.Conv2d):
+                fill(cell.weight, rng.randn(*cell.weight.shape) * np.sqrt(2.0 / np.prod(cell.weight.shape[1:])))
+            elif isinstance(cell, nn.BatchNorm2d):
+                a = x.asnumpy()
+                mean, var, c = a.mean(axis=(0, 2, 3)), a.var(axis=(0, 2, 3)), cell.num_features
+                var = np.maximum(var, 0.1 * np.median(var))  # near-dead channels would get BN gains of 30+
+                fill(cell.moving_mean, mean + 0.1 * np.sqrt(var) * rng.randn(c))
+                fill(cell.moving_variance, var * rng.uniform(0.8, 1.25, c))
+                fill(cell.gamma, rng.uniform(0.5, 1.5, c))
+                fill(cell.beta, 1.0 + 0.2 * rng.randn(c))
+            x = cell(x)
+    finally:
+        ms.set_context(mode=mode)
     head = network.classifier
     fill(head.weight, rng.randn(*head.weight.shape) * np.sqrt(4.0 / head.weight.shape[1]))
     fill(head.bias, rng.randn(head.bias.shape[0]) * 0.1)
