@@ -166,6 +166,8 @@ class QATConfig:
                        check=POSITIVE)
     weight_decay: float = option("qat_weight_decay", 0.0, "weight decay of the fine-tuning (replaces weight_decay: "
                                  "decay pulls the weights away from the float model)", check=NON_NEGATIVE)
+    clip_value: Optional[float] = option("qat_clip_value", 1.0, "clip the fine-tuning's global gradient norm to this "
+                                         "(replaces clip_grad / clip_value; null: no clipping)", check=POSITIVE)
     range_lr: float = option("qat_range_lr", 1.0, "learning rate of the learnt ranges, as a factor of lr",
                              check=POSITIVE)
     calib_images: int = option("qat_calib_images", 256, "training images (eval transform) that set the first "
