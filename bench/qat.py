@@ -1,10 +1,13 @@
 """Quantization-aware fine-tuning against post-training quantization, on the held-out models.
 
-For every held-out model of `bench/model_set.py` (trained once, cached in $MNV1TK_BENCH_MODELS):
+For every held-out model of `bench/model_set.py` (trained once, cached in $MNV1TK_BENCH_MODELS;
+`--group tuning` for the other group, `--models A,B` for some of them):
 
-- QAT: `mnv1-tk train --qat --from <best.ckpt>` for --epochs epochs at --lr, distilled from the float
-  model's logits (cached in $MNV1TK_BENCH_MODELS/qat/, resumed), then `convert --quant int8` on its
-  last checkpoint (the learnt ranges, no calibration) and run in LiteRT;
+- QAT: `mnv1-tk train --qat --from <best.ckpt>` for --epochs epochs at --lr, the gradients' global
+  norm clipped to --clip-value (`qat_clip_value`; `none`: not clipped), distilled from the float
+  model's logits (runs cached in --runs, default $MNV1TK_BENCH_MODELS/qat/, resumed; each step's loss
+  and gradient norm go into the result), then
+  `convert --quant int8` on its last checkpoint (the learnt ranges, no calibration) and run in LiteRT;
 - PTQ: our default recipe, and the anchors: their numbers from quant_vs_anchors' per-model JSON when
   it holds this model (--anchors DIR), else run here (ORT's methods, LiteRT's calibrator, MindSpore
   Lite's MAX_MIN / KL / REMOVAL_OUTLIER) on the same calibration images.
@@ -14,13 +17,15 @@ three perturbed copies (as in quant_vs_anchors): logits SQNR, top-1 agreement, t
 Goal per model: QAT >= best PTQ anchor + 3 dB of SQNR on both sets, and QAT top-1 >= float top-1.
 Exit status 1 when a model misses it.
 
-    .venv/bin/python -m bench.qat [--epochs 3] [--lr 0.001] [--limit N] [--anchors bench/results/quant_vs_anchors]
+    .venv/bin/python -m bench.qat [--group held_out|tuning] [--limit N | --models A,B] [--epochs 3] [--lr 0.001]
+        [--clip-value 1|none] [--anchors bench/results/quant_vs_anchors] [--runs DIR] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import tempfile
 import time
@@ -40,14 +45,25 @@ SPLITS = ("clean", "perturbed")
 
 
 def qat_settings(args) -> dict:
-    return {"epochs": args.epochs, "lr": args.lr, "start": RUN_TAG}
+    return {"epochs": args.epochs, "lr": args.lr, "clip_value": args.clip_value, "start": RUN_TAG}
 
 
-def train_qat(model, root: Path, epochs: int, lr: float, console) -> tuple[Path, float]:
-    """The last checkpoint of the QAT run of `model` (trained, resumed or reused) and its training seconds."""
+def clip_value(text: str) -> float | None:
+    if text.lower() == "none":
+        return None
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 or 'none', got {text}")
+    return value
+
+
+def train_qat(model, root: Path, settings: dict, console) -> tuple[Path, float, dict]:
+    """The last checkpoint of the QAT run of `model` (trained, resumed or reused), its training seconds and
+    its curve (per step: loss and, when clipping, the gradient norm before clipping; per epoch: mean loss)."""
     from toolkit.train import load_config, train
 
-    run_dir = root / f"{model.spec.name}_e{epochs}_lr{lr:g}_{RUN_TAG}"
+    epochs, lr, clip = settings["epochs"], settings["lr"], settings["clip_value"]
+    run_dir = root / (f"{model.spec.name}_e{epochs}_lr{lr:g}_{RUN_TAG}" + (f"_clip{clip:g}" if clip else ""))
     done = run_dir / "DONE"
     if not done.is_file():
         start = time.perf_counter()
@@ -55,12 +71,23 @@ def train_qat(model, root: Path, epochs: int, lr: float, console) -> tuple[Path,
         config = load_config("mobilenet_v1_025_digits", {
             "qat": True, "ckpt_path": str(model.checkpoint), "epoch_size": epochs, "decay_epochs": epochs,
             "qat_lr": lr, "ckpt_save_dir": str(run_dir), "resume_opt": resume, "seed": model.spec.seed,
-            "scale": [model.spec.crop_scale, 1.0], "val_while_train": False})
+            "scale": [model.spec.crop_scale, 1.0], "val_while_train": False, "log_interval": 1},
+            [f"qat_clip_value={'null' if clip is None else clip}"])
         result = train(config, console=console)
         done.write_text(json.dumps({"checkpoint": result.last_checkpoint.name,
                                     "seconds": time.perf_counter() - start}))
     record = json.loads(done.read_text())
-    return run_dir / record["checkpoint"], record["seconds"]
+    return run_dir / record["checkpoint"], record["seconds"], training_curve(run_dir / "metrics.jsonl")
+
+
+def training_curve(metrics: Path) -> dict:
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    steps = [r for r in records if r["event"] == "step"]
+    curve = {"step_loss": [r["loss"] for r in steps],
+             "epoch_loss": [r["loss"] for r in records if r["event"] == "epoch"]}
+    if steps and "grad_norm" in steps[0]:
+        curve["step_grad_norm"] = [r["grad_norm"] for r in steps]
+    return curve
 
 
 def convert_qat(checkpoint: Path, out: Path) -> Path:
@@ -70,13 +97,20 @@ def convert_qat(checkpoint: Path, out: Path) -> Path:
     return next(r.path for r in results if r.precision == "int8")
 
 
-def saved_anchors(directory: Path, name: str) -> dict | None:
+def saved_anchors(directory: Path, name: str, float_top1: dict) -> tuple[dict | None, str]:
+    """(the anchors' rows saved for `name`, why not when None). Rows scored against another training of
+    the model (another float top-1 on a set) are stale: the model set's cache was retrained since."""
     path = directory / f"{name}.json"
     if not path.is_file():
-        return None
+        return None, "none saved"
     methods = json.loads(path.read_text()).get("methods", {})
     anchors = {k: v for k, v in methods.items() if is_anchor(k)}
-    return anchors or None
+    if not anchors:
+        return None, "none saved"
+    if any(not math.isclose(row[split]["float_top1"], float_top1[split])
+           for row in anchors.values() if "error" not in row for split in SPLITS):
+        return None, "saved ones are stale (another float top-1)"
+    return anchors, str(directory)
 
 
 def run_anchors(onnx: Path, card, calib: np.ndarray, work: Path, score, progress) -> dict:
@@ -112,19 +146,20 @@ def benchmark_model(model, args, work: Path, console) -> dict:
     progress = lambda text: console.print(f"  {model.spec.name}: {text}")  # noqa: E731
     methods = {}
     progress("QAT fine-tuning")
-    checkpoint, seconds = train_qat(model, args.cache / "qat", args.epochs, args.lr, console)
+    checkpoint, seconds, curve = train_qat(model, args.runs, qat_settings(args), console)
     methods["ours QAT"] = {**score(convert_qat(checkpoint, work)), "train_seconds": seconds}
     calib = preprocess_all(train_pixels[:args.calib], card)
     progress("ours PTQ (default recipe)")
     methods["ours (default)"] = score(build_ours(model.onnx, card, calib, {}, work, "ours_default"))
-    anchors = saved_anchors(args.anchors, model.spec.name)
-    source = str(args.anchors) if anchors else "run here"
+    float_top1 = {split: methods["ours (default)"][split]["float_top1"] for split in SPLITS}
+    anchors, source = saved_anchors(args.anchors, model.spec.name, float_top1)
     if anchors is None:
+        source = f"run here ({source} in {args.anchors})"
         anchors = run_anchors(model.onnx, card, calib, work, score, progress)
     methods.update(anchors)
     return {"model": model.spec.name, "width": model.spec.width, "size": size, "anchors_from": source,
             "calibration_images": len(calib), "eval_images": {k: len(v) for k, v in set_labels.items()},
-            "qat": {**qat_settings(args), "checkpoint": str(checkpoint)}, "methods": methods}
+            "qat": {**qat_settings(args), "checkpoint": str(checkpoint), "curve": curve}, "methods": methods}
 
 
 def verdict(result: dict) -> dict:
@@ -194,6 +229,34 @@ def plot(results: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
+def plot_curves(results: list[dict], path: Path) -> None:
+    """Per step of each QAT run: the loss, and the gradient norm before clipping (with the clip value)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (loss_axis, norm_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    for res in results:
+        curve, label = res["qat"]["curve"], res["model"].replace("mobilenet_v1_", "")
+        loss_axis.plot(np.arange(1, len(curve["step_loss"]) + 1), curve["step_loss"], label=label)
+        if "step_grad_norm" in curve:
+            norm_axis.plot(np.arange(1, len(curve["step_grad_norm"]) + 1), curve["step_grad_norm"], label=label)
+    clip = results[0]["qat"].get("clip_value")
+    if clip is not None and clip < max((max(r["qat"]["curve"].get("step_grad_norm", [0])) for r in results)):
+        norm_axis.axhline(clip, color="black", linestyle="--", label=f"clip value {clip:g}")
+    loss_axis.set(yscale="log", xlabel="step", ylabel="distillation loss (batch)", title="QAT loss")
+    norm_axis.set(yscale="log", xlabel="step", ylabel="global gradient norm before clipping",
+                  title=f"gradient norm (lr {results[0]['qat']['lr']:g})")
+    loss_axis.legend(fontsize=7)
+    norm_axis.legend(fontsize=7)
+    figure.tight_layout()
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as handle:
+        figure.savefig(handle.name, dpi=110)
+    os.replace(handle.name, path)
+    plt.close(figure)
+
+
 def main(argv=None) -> int:
     os.environ.setdefault("GLOG_v", "4")
     from bench.model_set import cache_dir, ensure_model, select
@@ -202,14 +265,20 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=QAT_EPOCHS, help="QAT epochs")
     parser.add_argument("--lr", type=float, default=QATConfig.lr, help="QAT peak learning rate (cosine decay)")
+    parser.add_argument("--clip-value", type=clip_value, default=QATConfig.clip_value,
+                        help="clip the QAT gradients' global norm to this (qat_clip_value), or 'none'")
     parser.add_argument("--calib", type=int, default=300, help="calibration images of the PTQ methods")
     parser.add_argument("--anchors", type=Path, default=Path("bench/results/quant_vs_anchors"),
                         help="quant_vs_anchors' results directory, whose per-model JSON is reused when present")
-    parser.add_argument("--limit", type=int, help="only the first N held-out models")
-    parser.add_argument("--only", help="only the held-out model of this name (its JSON joins the report)")
+    parser.add_argument("--group", default="held_out", choices=("held_out", "tuning"),
+                        help="which group of bench/model_set.py (QAT settings are chosen on 'tuning')")
+    parser.add_argument("--limit", type=int, help="only the first N models of the group")
+    parser.add_argument("--models", help="only these models of the group, comma-separated names")
+    parser.add_argument("--runs", type=Path, default=None,
+                        help="where the QAT runs are kept (default: $MNV1TK_BENCH_MODELS/qat)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/qat"))
     args = parser.parse_args(argv)
-    args.cache = cache_dir()
+    args.runs = args.runs or cache_dir() / "qat"
 
     from rich.console import Console
 
@@ -217,14 +286,18 @@ def main(argv=None) -> int:
 
     console = Console(stderr=True)
     args.out.mkdir(parents=True, exist_ok=True)
+    specs = select(args.group)[:args.limit]
+    if args.models:
+        unknown = set(args.models.split(",")) - {spec.name for spec in specs}
+        if unknown:
+            parser.error(f"not in the {args.group} group: {', '.join(sorted(unknown))}")
+        specs = [spec for spec in specs if spec.name in args.models.split(",")]
     results = []
-    for spec in select("held_out")[:args.limit]:
+    for spec in specs:
         cached = args.out / f"{spec.name}.json"
         settings = qat_settings(args)
         if cached.is_file() and {k: json.loads(cached.read_text())["qat"].get(k) for k in settings} == settings:
             results.append(json.loads(cached.read_text()))
-            continue
-        if args.only not in (None, spec.name):
             continue
         model = ensure_model(spec, console=console)
         with tempfile.TemporaryDirectory() as work:
@@ -234,6 +307,8 @@ def main(argv=None) -> int:
     verdicts = [verdict(r) for r in results]
     write_json(args.out / "report.json", {"goal_db": GOAL_DB, "results": results, "verdicts": verdicts})
     plot(results, args.out / "sqnr.png")
+    if all("curve" in r["qat"] for r in results):  # results of earlier code have none
+        plot_curves(results, args.out / "curves.png")
     printer = Console(width=160, record=True)
     printer.print(table(verdicts))
     write_text(args.out / "table.txt", printer.export_text())

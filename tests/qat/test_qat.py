@@ -132,3 +132,15 @@ def test_qat_starts_where_our_ptq_ends(trained_digits):
 def test_qat_needs_a_checkpoint(tmp_path):
     result = invoke("train", "-c", "mobilenet_v1_025_digits", "--qat", "--out", tmp_path / "run")
     assert_one_line_error(result, "--qat", "--from CKPT")
+
+
+def test_qat_clips_the_gradient_norm_at_qat_clip_value(qat_run, trained_digits):
+    from toolkit.train import load_config
+    from toolkit.train.qat import with_source_model
+
+    saved = load_config(qat_run.directory / "config.yaml")  # the resolved config the run wrote
+    assert saved.optimizer.clip_grad and saved.optimizer.clip_value == saved.qat.clip_value == 1.0
+    assert qat_run.history[0]["max_grad_norm"] > 0 and "clipped_steps" in qat_run.history[0]
+    unclipped = with_source_model(load_config("mobilenet_v1_025_digits", {
+        "qat": True, "ckpt_path": str(trained_digits.checkpoint)}, ["qat_clip_value=null"]))
+    assert not unclipped.optimizer.clip_grad

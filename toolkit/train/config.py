@@ -90,6 +90,9 @@ class OptimizerConfig:
                                       "disable | norm_and_bias (no decay on BN and biases) | auto (= norm_and_bias)",
                                       choices=("disable", "norm_and_bias", "auto"))
     eps: float = option("eps", 1e-10, "denominator epsilon (adam, adamw, rmsprop)", check=POSITIVE)
+    clip_grad: bool = option("clip_grad", False, "clip the gradients' global L2 norm (after unscaling and the "
+                             "all-reduce) to clip_value before the update")
+    clip_value: float = option("clip_value", 15.0, "the largest global gradient norm with clip_grad", check=POSITIVE)
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,8 @@ class QATConfig:
                        check=POSITIVE)
     weight_decay: float = option("qat_weight_decay", 0.0, "weight decay of the fine-tuning (replaces weight_decay: "
                                  "decay pulls the weights away from the float model)", check=NON_NEGATIVE)
+    clip_value: Optional[float] = option("qat_clip_value", 1.0, "clip the fine-tuning's global gradient norm to this "
+                                         "(replaces clip_grad / clip_value; null: no clipping)", check=POSITIVE)
     range_lr: float = option("qat_range_lr", 1.0, "learning rate of the learnt ranges, as a factor of lr",
                              check=POSITIVE)
     calib_images: int = option("qat_calib_images", 256, "training images (eval transform) that set the first "
@@ -201,7 +206,7 @@ UNSUPPORTED = {
     "dataset_download": (False,), "aug_repeats": (0, 1), "auto_augment": (None, ""), "aug_splits": (0,),
     "re_prob": (0, 0.0), "re_scale": ((0.02, 0.33),), "re_ratio": ((0.3, 3.3),), "re_value": (0,),
     "re_max_attempts": (10,), "mixup": (0, 0.0), "cutmix": (0, 0.0), "cutmix_prob": (1.0,), "in_channels": (3,),
-    "drop_path_rate": (None, 0, 0.0), "clip_grad": (False,), "clip_value": (15.0,), "layer_decay": (None,),
+    "drop_path_rate": (None, 0, 0.0), "layer_decay": (None,),
     "gradient_accumulation_steps": (1,), "aux_factor": (0, 0.0), "amp_cast_list": (None,),
     "eval_shuffle": (False,), "enable_modelarts": (False,), "multi_data_url": ("/cache/data/",),
     "data_url": ("/cache/data/",), "ckpt_url": ("/cache/output/",), "train_url": ("/cache/output/",),

@@ -29,7 +29,7 @@ def source_card(config: TrainConfig):
 
 def with_source_model(config: TrainConfig) -> TrainConfig:
     """The config with the source checkpoint's model, input size and normalisation, and the fine-tuning's
-    learning rate and weight decay (`qat_lr`, `qat_weight_decay`)."""
+    learning rate, weight decay and gradient clipping (`qat_lr`, `qat_weight_decay`, `qat_clip_value`)."""
     card = source_card(config)
     if card.extra.get("qat"):
         raise ConfigError(f"{Path(config.model.checkpoint).name} is already a QAT checkpoint",
@@ -40,7 +40,9 @@ def with_source_model(config: TrainConfig) -> TrainConfig:
                                crop_pct=card.crop_pct, interpolation=card.interpolation)
     return config.replace(model=model, data=data,
                           scheduler=dataclasses.replace(config.scheduler, lr=config.qat.lr),
-                          optimizer=dataclasses.replace(config.optimizer, weight_decay=config.qat.weight_decay))
+                          optimizer=dataclasses.replace(config.optimizer, weight_decay=config.qat.weight_decay,
+                                                        clip_grad=config.qat.clip_value is not None,
+                                                        clip_value=config.qat.clip_value or config.optimizer.clip_value))
 
 
 def _float_model(config: TrainConfig, num_classes: int):

@@ -79,10 +79,14 @@ def _scratch_cwd():
         yield
 
 
-def create_train_step(network, loss_fn, optimizer, precision: PrecisionConfig):
-    """MindSpore's train cell with mixed precision and loss scaling (`mindspore.amp.build_train_network`)."""
+def create_train_step(network, loss_fn, optimizer, precision: PrecisionConfig, clip_value: float | None = None):
+    """MindSpore's train cell with mixed precision and loss scaling (`mindspore.amp.build_train_network`);
+    with `clip_value`, our `ClippedTrainStep` around the same mixed-precision network and loss, which
+    returns (loss, gradient norm before clipping)."""
     import mindspore as ms
     from mindspore.amp import DynamicLossScaleManager, FixedLossScaleManager, build_train_network
+
+    from toolkit.train.train_step import ClippedTrainStep
 
     overflow_checked = precision.loss_scale_type == "dynamic" or precision.drop_overflow_update
     if overflow_checked and ms.get_context("device_target") == "CPU":
@@ -96,15 +100,18 @@ def create_train_step(network, loss_fn, optimizer, precision: PrecisionConfig):
     with _scratch_cwd():
         step = build_train_network(network, optimizer, loss_fn, level=precision.amp_level,
                                    loss_scale_manager=manager)
+    if clip_value is not None:
+        scale_sense = manager.get_update_cell() or ms.Tensor(precision.loss_scale, ms.float32)
+        step = ClippedTrainStep(step.network, optimizer, scale_sense, clip_value)
     step.set_train()
     return step
 
 
-def optimizer_loss_scale(precision: PrecisionConfig) -> float:
+def optimizer_loss_scale(precision: PrecisionConfig, clip_grad: bool = False) -> float:
     """A fixed loss scale without overflow checks is divided out by the optimizer (as in mindcv);
-    otherwise the loss-scale train cell unscales the gradients itself."""
+    otherwise (and when clipping, which needs the true gradients) the train cell unscales them itself."""
     fixed = precision.loss_scale_type == "fixed" and not precision.drop_overflow_update
-    return precision.loss_scale if fixed else 1.0
+    return precision.loss_scale if fixed and not clip_grad else 1.0
 
 
 def _copy_weights(arrays: dict, network) -> None:
@@ -220,9 +227,11 @@ class Trainer:
         loss_fn = distillation_loss(config, num_classes) if config.qat.enabled else create_loss(config.loss, num_classes)
         steps_per_epoch = loader.get_dataset_size()
         lrs = create_scheduler(config.scheduler, steps_per_epoch, config.run.epochs)
-        optimizer = create_optimizer(network, config.optimizer, lrs, optimizer_loss_scale(config.precision),
+        optim = config.optimizer
+        optimizer = create_optimizer(network, optim, lrs, optimizer_loss_scale(config.precision, optim.clip_grad),
                                      qat_lr_scale(config))
-        train_step = create_train_step(network, loss_fn, optimizer, config.precision)
+        train_step = create_train_step(network, loss_fn, optimizer, config.precision,
+                                       optim.clip_value if optim.clip_grad else None)
         return _Run(spec=spec, loader=loader, steps_per_epoch=steps_per_epoch, network=network, clean=clean,
                     predictor=MindSporeCkptPredictor.from_network(forward, card), card=card, lrs=lrs,
                     optimizer=optimizer, train_step=train_step,
@@ -279,10 +288,13 @@ class Trainer:
         epochs, log_interval, size = self.config.run.epochs, self.config.run.log_interval, self.workers.size
         task = progress.add_task("train", total=run.steps_per_epoch, epoch=f"{epoch}/{epochs}", loss=0.0,
                                  lr=run.lrs[run.global_step], ips=0.0)
-        losses, started, timed_from = [], time.perf_counter(), None
+        clip = self.config.optimizer.clip_value if self.config.optimizer.clip_grad else None
+        losses, norms, started, timed_from = [], [], time.perf_counter(), None
         for images, target in _batches(iterator):
             out = run.train_step(images, target)
             loss = float((out[0] if isinstance(out, tuple) else out).asnumpy())
+            if clip is not None:
+                norms.append(float(out[1].asnumpy()))
             if not np.isfinite(loss):
                 raise ConfigError(f"the loss became {loss} in epoch {epoch}",
                                   "lower lr or loss_scale, or use amp_level O0")
@@ -297,12 +309,15 @@ class Trainer:
             progress.update(task, advance=1, loss=loss, lr=lr, ips=rate)
             if run.global_step % log_interval == 0:
                 run.metrics.append({"event": "step", "epoch": epoch, "global_step": run.global_step, "loss": loss,
-                                    "lr": lr, "images_per_s": rate})
+                                    "lr": lr, "images_per_s": rate, **({"grad_norm": norms[-1]} if norms else {})})
         progress.remove_task(task)
-        return {"event": "epoch", "epoch": epoch, "global_step": run.global_step, "loss": float(np.mean(losses)),
-                "lr": run.lrs[run.global_step - 1],
-                "images_per_s": _rate(timed_from, len(losses), self.config.data.batch_size * size),
-                "seconds": time.perf_counter() - started}
+        record = {"event": "epoch", "epoch": epoch, "global_step": run.global_step, "loss": float(np.mean(losses)),
+                  "lr": run.lrs[run.global_step - 1],
+                  "images_per_s": _rate(timed_from, len(losses), self.config.data.batch_size * size),
+                  "seconds": time.perf_counter() - started}
+        if norms:  # the gradients' global norm before clipping, and how many steps clip_value cut
+            record.update(max_grad_norm=max(norms), clipped_steps=sum(n > clip for n in norms))
+        return record
 
     def _validate(self, run: _Run) -> dict:
         """Top-1 / top-5 of the clean copy; each worker evaluates its shard and the counts are summed."""
