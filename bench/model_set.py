@@ -85,6 +85,17 @@ def select(group: str = "all") -> list[BenchModel]:
     return [m for m in MODELS if group in ("all", m.group)]
 
 
+def select_models(group: str, limit: int | None = None, names: str | None = None) -> list[BenchModel]:
+    """The group's first `limit` models, only those named in `names` (comma-separated) when given."""
+    specs = select(group)[:limit]
+    if names:
+        unknown = set(names.split(",")) - {spec.name for spec in specs}
+        if unknown:
+            raise ValueError(f"not in the {group} group: {', '.join(sorted(unknown))}")
+        specs = [spec for spec in specs if spec.name in names.split(",")]
+    return specs
+
+
 def ensure_model(spec: BenchModel, root: Path | None = None, console=None) -> TrainedModel:
     """Train (or resume, or reuse) one model; returns its best checkpoint and exported ONNX."""
     from toolkit.export import export_model

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import tempfile
 import time
@@ -34,9 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.quant_vs_anchors import (
-    MSLITE_METHODS, ORT_METHODS, PERTURBED_COPIES, build_litert, build_mslite, build_ours, digits_pixels, evaluate,
-    is_anchor, ort_quantize, perturb, preprocess_all, run_predictor,
+    PERTURBED_COPIES, anchor_builders, build_ours, digits_pixels, evaluate, is_anchor, perturb, preprocess_all,
+    run_method, run_predictor,
 )
+from toolkit.fsutil import sha256_of
 
 GOAL_DB = 3.0
 QAT_EPOCHS = 3
@@ -97,32 +97,27 @@ def convert_qat(checkpoint: Path, out: Path) -> Path:
     return next(r.path for r in results if r.precision == "int8")
 
 
-def saved_anchors(directory: Path, name: str, float_top1: dict) -> tuple[dict | None, str]:
-    """(the anchors' rows saved for `name`, why not when None). Rows scored against another training of
-    the model (another float top-1 on a set) are stale: the model set's cache was retrained since."""
-    path = directory / f"{name}.json"
+def saved_anchors(directory: Path, model) -> tuple[dict | None, str]:
+    """(the anchors' rows saved for `model`, why not when None). Rows measured on another ONNX file of
+    the model (another SHA-256: the model set's cache was retrained since) are stale."""
+    path = directory / f"{model.spec.name}.json"
     if not path.is_file():
         return None, "none saved"
-    methods = json.loads(path.read_text()).get("methods", {})
-    anchors = {k: v for k, v in methods.items() if is_anchor(k)}
+    saved = json.loads(path.read_text())
+    anchors = {k: v for k, v in saved.get("methods", {}).items() if is_anchor(k)}
     if not anchors:
         return None, "none saved"
-    if any(not math.isclose(row[split]["float_top1"], float_top1[split])
-           for row in anchors.values() if "error" not in row for split in SPLITS):
-        return None, "saved ones are stale (another float top-1)"
+    if saved.get("onnx_sha256") != sha256_of(model.onnx):
+        return None, "saved ones are stale (measured on another training of the model)"
     return anchors, str(directory)
 
 
 def run_anchors(onnx: Path, card, calib: np.ndarray, work: Path, score, progress) -> dict:
-    builders = {name: (lambda n=name: ort_quantize(onnx, calib, n, work / f"{n}.onnx")) for name in ORT_METHODS}
-    builders["litert-calibrator"] = lambda: build_litert(onnx, card, calib, work)
-    for name, method in MSLITE_METHODS.items():
-        builders[name] = lambda m=method: build_mslite(onnx, card, calib, m, work)
     rows = {}
-    for name, build in builders.items():
+    for name, build in anchor_builders(onnx, card, calib, work).items():
         progress(name)
         try:
-            rows[name] = score(build())
+            rows[name] = score(build(), name)
         except Exception as exc:  # an anchor that fails is reported, not fatal
             rows[name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
     return rows
@@ -140,8 +135,8 @@ def benchmark_model(model, args, work: Path, console) -> dict:
     set_labels = {"clean": labels, "perturbed": np.tile(labels, PERTURBED_COPIES)}
     reference = {k: run_predictor(model.onnx, card, x) for k, x in sets.items()}  # the original float model
 
-    def score(path: Path) -> dict:
-        return {k: evaluate(run_predictor(path, card, x), reference[k], set_labels[k]) for k, x in sets.items()}
+    def score(path: Path, method: str = "ours") -> dict:
+        return {k: evaluate(run_method(method, path, card, x), reference[k], set_labels[k]) for k, x in sets.items()}
 
     progress = lambda text: console.print(f"  {model.spec.name}: {text}")  # noqa: E731
     methods = {}
@@ -151,8 +146,7 @@ def benchmark_model(model, args, work: Path, console) -> dict:
     calib = preprocess_all(train_pixels[:args.calib], card)
     progress("ours PTQ (default recipe)")
     methods["ours (default)"] = score(build_ours(model.onnx, card, calib, {}, work, "ours_default"))
-    float_top1 = {split: methods["ours (default)"][split]["float_top1"] for split in SPLITS}
-    anchors, source = saved_anchors(args.anchors, model.spec.name, float_top1)
+    anchors, source = saved_anchors(args.anchors, model)
     if anchors is None:
         source = f"run here ({source} in {args.anchors})"
         anchors = run_anchors(model.onnx, card, calib, work, score, progress)
@@ -259,7 +253,7 @@ def plot_curves(results: list[dict], path: Path) -> None:
 
 def main(argv=None) -> int:
     os.environ.setdefault("GLOG_v", "4")
-    from bench.model_set import cache_dir, ensure_model, select
+    from bench.model_set import cache_dir, ensure_model, select_models
     from toolkit.train.config import QATConfig
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -286,12 +280,10 @@ def main(argv=None) -> int:
 
     console = Console(stderr=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    specs = select(args.group)[:args.limit]
-    if args.models:
-        unknown = set(args.models.split(",")) - {spec.name for spec in specs}
-        if unknown:
-            parser.error(f"not in the {args.group} group: {', '.join(sorted(unknown))}")
-        specs = [spec for spec in specs if spec.name in args.models.split(",")]
+    try:
+        specs = select_models(args.group, args.limit, args.models)
+    except ValueError as exc:
+        parser.error(str(exc))
     results = []
     for spec in specs:
         cached = args.out / f"{spec.name}.json"

@@ -132,6 +132,20 @@ def build_mslite(onnx: Path, card, calib: np.ndarray, method: str, work: Path) -
                         calib_images=calib)
 
 
+def anchor_builders(onnx: Path, card, calib: np.ndarray, work: Path) -> dict:
+    """{anchor name: a function that quantizes `onnx` with it and returns the file's path}."""
+    builders = {name: (lambda n=name: ort_quantize(onnx, calib, n, work / f"{n}.onnx")) for name in ORT_METHODS}
+    builders["litert-calibrator"] = lambda: build_litert(onnx, card, calib, work)
+    for name, method in MSLITE_METHODS.items():
+        builders[name] = lambda m=method: build_mslite(onnx, card, calib, m, work)
+    return builders
+
+
+def run_method(name: str, path: Path, card, images: np.ndarray) -> np.ndarray:
+    """Logits of method `name`'s int8 file: ORT's QDQ files with their QDQ nodes kept, the rest in their runtime."""
+    return run_ort_qdq(path, images) if name in ORT_METHODS else run_predictor(path, card, images)
+
+
 def evaluate(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict:
     from quantize.metrics import compare
 
@@ -161,11 +175,7 @@ def benchmark_model(spec, onnx: Path, calib_count: int, work: Path, progress, on
 
     builders = {name: (lambda n=name, f=fields: build_ours(onnx, card, calib, f, work, n.replace(" ", "_")))
                 for name, fields in OURS.items()}
-    for name in ORT_METHODS:
-        builders[name] = lambda n=name: ort_quantize(onnx, calib, n, work / f"{n}.onnx")
-    builders["litert-calibrator"] = lambda: build_litert(onnx, card, calib, work)
-    for name, method in MSLITE_METHODS.items():
-        builders[name] = lambda m=method: build_mslite(onnx, card, calib, m, work)
+    builders.update(anchor_builders(onnx, card, calib, work))
 
     rows = dict(previous["methods"]) if previous else {}
     for name, build in builders.items():
@@ -176,9 +186,8 @@ def benchmark_model(spec, onnx: Path, calib_count: int, work: Path, progress, on
         try:
             path = build()
             seconds = time.perf_counter() - start
-            run = (lambda x: run_ort_qdq(path, x)) if name in ORT_METHODS else (lambda x: run_predictor(path, card, x))
-            rows[name] = {"seconds": seconds, **{k: evaluate(run(x), reference[k], set_labels[k])
-                                                 for k, x in sets.items()}}
+            rows[name] = {"seconds": seconds, **{k: evaluate(run_method(name, path, card, x), reference[k],
+                                                             set_labels[k]) for k, x in sets.items()}}
         except Exception as exc:  # an anchor that fails is reported, not fatal
             rows[name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
     return {"model": spec.name, "group": spec.group, "width": spec.width, "size": spec.size,
@@ -308,15 +317,13 @@ def main(argv=None) -> int:
 
     console = Console(stderr=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    from bench.model_set import ensure_model, select
+    from bench.model_set import ensure_model, select, select_models
 
     results = []
-    specs = select(args.group)[:args.limit]
-    if args.models:
-        unknown = set(args.models.split(",")) - {spec.name for spec in specs}
-        if unknown:
-            parser.error(f"not in the {args.group} group: {', '.join(sorted(unknown))}")
-        specs = [spec for spec in specs if spec.name in args.models.split(",")]
+    try:
+        specs = select_models(args.group, args.limit, args.models)
+    except ValueError as exc:
+        parser.error(str(exc))
     for spec in specs:
         console.print(f"[bold]{spec.name}[/]: training on digits or reusing the model set's cache")
         model = ensure_model(spec, console=console)
