@@ -94,6 +94,11 @@ class OptimizerConfig:
                              "all-reduce) to clip_value before the update")
     clip_value: float = option("clip_value", 15.0, "the largest global gradient norm with clip_grad", check=POSITIVE)
 
+    @property
+    def clip_norm(self) -> float | None:
+        """The global gradient norm each update is clipped to; None: no clipping."""
+        return self.clip_value if self.clip_grad else None
+
 
 @dataclass(frozen=True)
 class SchedulerConfig:

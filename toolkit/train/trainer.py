@@ -230,8 +230,7 @@ class Trainer:
         optim = config.optimizer
         optimizer = create_optimizer(network, optim, lrs, optimizer_loss_scale(config.precision, optim.clip_grad),
                                      qat_lr_scale(config))
-        train_step = create_train_step(network, loss_fn, optimizer, config.precision,
-                                       optim.clip_value if optim.clip_grad else None)
+        train_step = create_train_step(network, loss_fn, optimizer, config.precision, optim.clip_norm)
         return _Run(spec=spec, loader=loader, steps_per_epoch=steps_per_epoch, network=network, clean=clean,
                     predictor=MindSporeCkptPredictor.from_network(forward, card), card=card, lrs=lrs,
                     optimizer=optimizer, train_step=train_step,
@@ -288,7 +287,7 @@ class Trainer:
         epochs, log_interval, size = self.config.run.epochs, self.config.run.log_interval, self.workers.size
         task = progress.add_task("train", total=run.steps_per_epoch, epoch=f"{epoch}/{epochs}", loss=0.0,
                                  lr=run.lrs[run.global_step], ips=0.0)
-        clip = self.config.optimizer.clip_value if self.config.optimizer.clip_grad else None
+        clip = self.config.optimizer.clip_norm
         losses, norms, started, timed_from = [], [], time.perf_counter(), None
         for images, target in _batches(iterator):
             out = run.train_step(images, target)
