@@ -4,7 +4,9 @@ Estimators return a float range (lo, hi) with lo <= 0 <= hi, to be mapped onto i
 `quantize.params`:
 - minmax:     the observed extremes;
 - percentile: the p-th / (100-p)-th percentiles (default 99.99);
-- mse:        the clipping range that minimises the expected squared quantization error;
+- mse:        the clipping range that minimises the expected quantization error's p-th power (p = 2,
+              squared error, by default; a larger p weighs the rare large values a clip cuts more,
+              as LAPQ's Lp-norm ranges do);
 - kl:         the entropy (KL-divergence) threshold of TensorRT-style calibration.
 """
 
@@ -113,18 +115,20 @@ def expected_error(h: Histogram, lo: float, hi: float) -> float:
                  + np.sum(h.counts[above] * (c[above] - hi) ** 2))
 
 
-def mse(h: Histogram, steps: int = 200) -> tuple[float, float]:
+def mse(h: Histogram, steps: int = 200, norm: float = 2.0) -> tuple[float, float]:
     """Shrink both ends of the min/max range together; keep the range with the least expected error
-    (`expected_error` for every shrink factor at once; the first of equal errors wins)."""
+    |x - q(x)|^norm (for every shrink factor at once; the first of equal errors wins). Rounding a value
+    inside the range errs uniformly within half a step: E|u|^p = (s/2)^p / (p+1), s^2/12 for p = 2."""
     lo0, hi0 = minmax(h)
     alphas = np.linspace(1.0, 0.05, steps)[:, None]
     lo, hi = lo0 * alphas, hi0 * alphas
     scale = (hi - lo) / (LEVELS - 1)
     occupied = h.counts > 0  # empty bins add nothing
     c, counts = h.centers[occupied][None, :], h.counts[occupied][None, :]
-    clipped = np.where(c < lo, c - lo, np.where(c > hi, c - hi, 0.0))
+    clipped = np.abs(np.where(c < lo, c - lo, np.where(c > hi, c - hi, 0.0)))
     inside = (c >= lo) & (c <= hi)
-    errors = np.sum(counts * inside, axis=1) * scale[:, 0] ** 2 / 12 + np.sum(counts * clipped ** 2, axis=1)
+    rounding = (scale[:, 0] / 2) ** norm / (norm + 1)
+    errors = np.sum(counts * inside, axis=1) * rounding + np.sum(counts * clipped ** norm, axis=1)
     if not np.any(scale > 0):
         return float(lo0), float(hi0)
     best = int(np.argmin(errors))
@@ -198,9 +202,12 @@ class ObserverConfig:
 
     method: str = "auto"
     percentile: float = 99.99
+    mse_norm: float = 2.0
 
     def estimate(self, h: Histogram, method: str | None = None) -> tuple[float, float]:
         method = method or self.method
         if method == "percentile":
             return percentile(h, self.percentile)
+        if method == "mse":
+            return mse(h, norm=self.mse_norm)
         return ESTIMATORS[method](h)

@@ -106,7 +106,7 @@ class Quantizer:
                                          per_channel=n.op != "fully_connected" or recipe.fc_per_channel)
                    for n in quantizable_layers(graph)}
         done = self._tick("ranges", 1)
-        ranges = choose_ranges(graph, calibration, ObserverConfig(recipe.method, recipe.percentile),
+        ranges = choose_ranges(graph, calibration, ObserverConfig(recipe.method, recipe.percentile, recipe.mse_norm),
                                sample(x, recipe.auto_samples, 8), weights,
                                None if recipe.logits_range == "method" else recipe.logits_range)
         if done:

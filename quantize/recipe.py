@@ -22,6 +22,8 @@ class Recipe:
                                     # quantize.selection)
     select_holdout: float = 0.25    # select: the fraction of calibration images held out to judge candidates
     percentile: float = 99.99
+    mse_norm: float = 2.0           # mse: the error's power the range minimises (2: squared error; larger
+                                    # weighs clipped outliers more, between mse and minmax)
     logits_range: str = "method"    # the logits' range: "method" (the recipe's method) or "minmax" (never clipped)
     cle: bool = True                # cross-layer equalization
     bias_correction: bool = True
@@ -50,6 +52,8 @@ class Recipe:
             raise ConfigError(f"recipe percentile={self.percentile} is not valid", "use a value in (50, 100]")
         if not 0.0 < self.select_holdout < 1.0:
             raise ConfigError(f"recipe select_holdout={self.select_holdout} is not valid", "use a value in (0, 1)")
+        if not 1.0 <= self.mse_norm <= 8.0:
+            raise ConfigError(f"recipe mse_norm={self.mse_norm} is not valid", "use a value in [1, 8]")
         if self.adaround_iterations < 1:
             raise ConfigError("recipe adaround_iterations must be >= 1")
         if self.fallback_layers < 0:

@@ -62,6 +62,24 @@ def test_mse_range_minimises_the_true_quantization_error():
     assert expected_error(h, lo, hi) / x.size == pytest.approx(true_error(lo, hi), rel=0.1)
 
 
+@pytest.mark.parametrize("norm", [3.0, 4.0])
+def test_mse_norm_minimises_the_true_error_power_and_clips_less(norm):
+    x = np.random.RandomState(4).laplace(size=200000).astype(np.float32)
+    h = _hist(x)
+    lo, hi = mse(h, norm=norm)
+
+    def true_error(lo, hi):
+        scale = (hi - lo) / 255
+        q = np.clip(np.round((x - lo) / scale), 0, 255) * scale + lo
+        return np.mean(np.abs(q - x) ** norm)
+
+    lo0, hi0 = minmax(h)
+    best = min(true_error(lo0 * a, hi0 * a) for a in np.linspace(0.2, 1.0, 81))
+    assert true_error(lo, hi) <= 1.01 * best < 1.03 * best < true_error(lo0, hi0)
+    lo2, hi2 = mse(h)
+    assert hi2 < hi < hi0 and lo0 < lo < lo2
+
+
 def test_kl_keeps_a_uniform_range_and_clips_outliers():
     rng = np.random.RandomState(3)
     uniform = rng.uniform(0, 6, 100000).astype(np.float32)
