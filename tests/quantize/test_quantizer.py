@@ -200,3 +200,19 @@ def test_logits_range_minmax_never_clips_the_calibration_logits(digits_set):
 
     with pytest.raises(ConfigError, match="logits_range='middle'"):
         Recipe(logits_range="middle")
+
+
+def test_mse_norm_widens_the_ranges_mse_clips(digits_set):
+    base = Recipe(method="mse", cle=False, bias_correction=False)
+    calibration = Quantizer(base).calibrate(digits_set.graph, digits_set.calib)
+    squared = Quantizer(base).quantize(digits_set.graph, digits_set.calib, calibration)
+    fourth = Quantizer(base.replace(mse_norm=4.0)).quantize(digits_set.graph, digits_set.calib, calibration)
+    inner = [t for t in squared.ranges if t != squared.float_graph.inputs[0]]
+    widths = {t: [r.ranges[t].range[1] - r.ranges[t].range[0] for r in (squared, fourth)] for t in inner}
+    assert all(w2 <= w4 for w2, w4 in widths.values())
+    assert sum(w2 < w4 for w2, w4 in widths.values()) >= len(inner) // 2
+    assert all(fourth.ranges[t].range[1] <= calibration.histograms[t].max for t in inner)
+    from toolkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="mse_norm=0.5"):
+        Recipe(mse_norm=0.5)
