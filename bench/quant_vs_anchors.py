@@ -69,6 +69,7 @@ OURS = {  # name -> recipe fields over the default recipe
     "ours mse p2.5": {"mse_norm": 2.5},
     "ours mse p3": {"mse_norm": 3.0},
     "ours mse p6": {"mse_norm": 6.0},
+    "ours +adaround": {"adaround": True},
     "ours fc per tensor": {"fc_per_channel": False},
     "ours avg_pool": {"global_pool": "avg_pool"},
 }
