@@ -70,6 +70,7 @@ OURS = {  # name -> recipe fields over the default recipe
     "ours mse p3": {"mse_norm": 3.0},
     "ours mse p6": {"mse_norm": 6.0},
     "ours +adaround": {"adaround": True},
+    "ours +adaround 150": {"adaround": True, "adaround_iterations": 150},
     "ours fc per tensor": {"fc_per_channel": False},
     "ours avg_pool": {"global_pool": "avg_pool"},
 }
