@@ -23,7 +23,7 @@ per model, a summary of ours vs the best anchor with a win / tie / loss count, J
 The verdict reads SQNR first: on clean digits every good method agrees with float on all but a
 few images, so agreement only separates methods beyond its noise. Ours wins with more than 0.1 dB
 of SQNR, ties within 0.1 dB, and in both cases may not lose more images of agreement than twice
-the noise of that difference, and never more than 2 below it: two methods disagreeing with float on
+the noise of that difference (and always may lose 2): two methods disagreeing with float on
 d_anchor and d_ours images differ by Poisson noise of standard deviation sqrt(d_anchor + d_ours)
 (about 1.4 images on clean digits, where each disagrees on about one; 3-4 images on the perturbed
 set, where each disagrees on 5-10). The bench exits 1 on any loss.
@@ -44,8 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.anchors import MSLITE_METHODS, ORT_METHODS, litert_quantize, ort_quantize, run_ort_qdq
-from toolkit.fsutil import sha256_of
-from toolkit.fsutil import write_json
+from toolkit.fsutil import sha256_of, write_json
 
 PERTURBED_COPIES = 3
 SQNR_TIE_DB = 0.1

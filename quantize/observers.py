@@ -99,40 +99,30 @@ def percentile(h: Histogram, p: float = 99.99) -> tuple[float, float]:
     return max(min(lo, 0.0), h.min if h.min < 0 else 0.0), min(max(hi, 0.0), max(h.max, 0.0))
 
 
-def expected_error(h: Histogram, lo: float, hi: float) -> float:
-    """Expected squared int8 quantization error of the histogrammed data for the range [lo, hi].
+def expected_errors(h: Histogram, lo: np.ndarray, hi: np.ndarray, norm: float = 2.0) -> np.ndarray:
+    """Expected |x - q(x)|^norm, summed over the histogrammed data, for each int8 range [lo[i], hi[i]].
 
-    Values inside the range round: s^2/12 each (zeros are exact). Values outside clip to the edge.
+    Values inside a range round: they err uniformly within half a step s, E|u|^p = (s/2)^p / (p+1)
+    (s^2/12 for p = 2; zeros are exact). Values outside clip to the edge.
     """
-    scale = (hi - lo) / (LEVELS - 1)
-    if scale <= 0:
-        return float(np.sum(h.counts * h.centers ** 2))
-    c = h.centers
-    below, above = c < lo, c > hi
-    inside = ~(below | above)
-    return float(np.sum(h.counts[inside]) * scale ** 2 / 12
-                 + np.sum(h.counts[below] * (c[below] - lo) ** 2)
-                 + np.sum(h.counts[above] * (c[above] - hi) ** 2))
-
-
-def mse(h: Histogram, steps: int = 200, norm: float = 2.0) -> tuple[float, float]:
-    """Shrink both ends of the min/max range together; keep the range with the least expected error
-    |x - q(x)|^norm (for every shrink factor at once; the first of equal errors wins). Rounding a value
-    inside the range errs uniformly within half a step: E|u|^p = (s/2)^p / (p+1), s^2/12 for p = 2."""
-    lo0, hi0 = minmax(h)
-    alphas = np.linspace(1.0, 0.05, steps)[:, None]
-    lo, hi = lo0 * alphas, hi0 * alphas
-    scale = (hi - lo) / (LEVELS - 1)
+    lo, hi = np.asarray(lo, np.float64)[:, None], np.asarray(hi, np.float64)[:, None]
+    scale = (hi[:, 0] - lo[:, 0]) / (LEVELS - 1)
     occupied = h.counts > 0  # empty bins add nothing
     c, counts = h.centers[occupied][None, :], h.counts[occupied][None, :]
     clipped = np.abs(np.where(c < lo, c - lo, np.where(c > hi, c - hi, 0.0)))
     inside = (c >= lo) & (c <= hi)
-    rounding = (scale[:, 0] / 2) ** norm / (norm + 1)
-    errors = np.sum(counts * inside, axis=1) * rounding + np.sum(counts * clipped ** norm, axis=1)
-    if not np.any(scale > 0):
+    return np.sum(counts * inside, axis=1) * (scale / 2) ** norm / (norm + 1) + np.sum(counts * clipped ** norm, axis=1)
+
+
+def mse(h: Histogram, steps: int = 200, norm: float = 2.0) -> tuple[float, float]:
+    """Shrink both ends of the min/max range together; keep the range with the least `expected_errors`
+    (every shrink factor at once; the first of equal errors wins)."""
+    lo0, hi0 = minmax(h)
+    if lo0 == hi0:
         return float(lo0), float(hi0)
-    best = int(np.argmin(errors))
-    return float(lo[best, 0]), float(hi[best, 0])
+    alphas = np.linspace(1.0, 0.05, steps)
+    best = int(np.argmin(expected_errors(h, lo0 * alphas, hi0 * alphas, norm)))
+    return float(lo0 * alphas[best]), float(hi0 * alphas[best])
 
 
 def _kl_threshold(hist: np.ndarray, edges: np.ndarray, levels: int, block: int = 64) -> float:

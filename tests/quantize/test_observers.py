@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from quantize.observers import Histogram, expected_error, kl, minmax, mse, percentile
+from quantize.observers import Histogram, expected_errors, kl, minmax, mse, percentile
 
 
 def _hist(*arrays):
@@ -59,7 +59,7 @@ def test_mse_range_minimises_the_true_quantization_error():
     best = min(true_error(lo0 * a, hi0 * a) for a in np.linspace(0.3, 1.0, 71))
     assert true_error(lo, hi) <= 1.02 * best < true_error(lo0, hi0)
     # The histogram's estimate tracks the true error.
-    assert expected_error(h, lo, hi) / x.size == pytest.approx(true_error(lo, hi), rel=0.1)
+    assert expected_errors(h, [lo], [hi])[0] / x.size == pytest.approx(true_error(lo, hi), rel=0.1)
 
 
 @pytest.mark.parametrize("norm", [3.0, 4.0])

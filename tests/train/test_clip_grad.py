@@ -37,8 +37,7 @@ def _one_step(start, values: dict):
         param.set_data(ms.Tensor(weights[param.name]))
     optim = config.optimizer
     optimizer = create_optimizer(network, optim, [LR] * 2, optimizer_loss_scale(config.precision, optim.clip_grad))
-    step = create_train_step(network, create_loss(config.loss, 10), optimizer, config.precision,
-                             optim.clip_value if optim.clip_grad else None)
+    step = create_train_step(network, create_loss(config.loss, 10), optimizer, config.precision, optim.clip_norm)
     out = step(*batch)
     moved = np.sqrt(sum(np.sum((p.asnumpy() - weights[p.name]) ** 2) for p in network.trainable_params()))
     return out, moved, optimizer
