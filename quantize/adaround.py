@@ -6,8 +6,9 @@ output on calibration patches (with the layer's input fake-quantized and its out
 its int8 range), and anneals a regulariser that drives every h to 0 or 1.
 
 The patches come from the float model: for each layer, `rows` random output positions with their
-receptive fields. Conv and fully-connected layers are one matrix product; a depthwise layer is a
-product per channel.
+receptive fields. Each step fits a minibatch of them (an epoch visits them all): all of them for a
+small layer, fewer for a large one, so that no step costs more than about `step_products`. Conv and fully-connected layers are one matrix product; a
+depthwise layer is a product per channel.
 """
 
 from __future__ import annotations
@@ -32,21 +33,15 @@ CHUNK = 16
 
 @dataclass(frozen=True)
 class AdaRoundConfig:
-    rows: int = 1024            # output positions per layer the reconstruction is fitted on
+    rows: int = 2048            # output positions per layer the reconstruction is fitted on
+    step_products: int = 2 ** 26  # multiply-adds of a step's forward pass: it sets the minibatch, all rows
+    min_batch: int = 256        # for small layers, down to min_batch rows for the largest
     iterations: int = 500
     learning_rate: float = 1e-2
     regularisation: float = 0.01
     warmup: float = 0.2         # share of the iterations without the rounding regulariser
     beta: tuple[float, float] = (20.0, 2.0)
     seed: int = 0
-
-
-def _rect_sigmoid(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """h(V) and dh/dV."""
-    sig = 1.0 / (1.0 + np.exp(-v))
-    raw = sig * (ZETA - GAMMA) + GAMMA
-    inside = (raw > 0) & (raw < 1)
-    return np.clip(raw, 0, 1), np.where(inside, sig * (1 - sig) * (ZETA - GAMMA), 0.0)
 
 
 def _initial_v(fraction: np.ndarray) -> np.ndarray:
@@ -121,35 +116,90 @@ def layer_arrays(graph: Graph, plan: QuantPlan, node: Node) -> tuple[np.ndarray,
     return weight, bias, plan.weights[node.name]
 
 
+class _RelaxedRounding:
+    """h(V) = clip(sigmoid(V) (zeta - gamma) + gamma, 0, 1) and dh/dV, updated in place (the weights can
+    number a million, so every pass over them counts)."""
+
+    def __init__(self, v: np.ndarray):
+        self.v = v
+        self.h, self.dh_dv = np.empty_like(v), np.empty_like(v)
+
+    def update(self) -> None:
+        sig, raw = self.dh_dv, self.h
+        np.negative(self.v, out=sig)
+        np.exp(sig, out=sig)
+        sig += 1
+        np.reciprocal(sig, out=sig)
+        np.multiply(sig, np.float32(ZETA - GAMMA), out=raw)
+        raw += np.float32(GAMMA)
+        inside = (raw > 0) & (raw < 1)
+        np.clip(raw, 0, 1, out=raw)
+        sig *= 1 - sig
+        sig *= np.float32(ZETA - GAMMA) * inside
+
+
+def _regulariser_gradient(h: np.ndarray, beta: float) -> np.ndarray:
+    """d/dh of sum(1 - |2h - 1|^beta), the term that drives every h to 0 or 1."""
+    centred = 2 * h - 1
+    magnitude = np.abs(centred)
+    with np.errstate(divide="ignore"):
+        np.log(magnitude, out=magnitude)
+    magnitude *= np.float32(beta - 1)
+    np.exp(magnitude, out=magnitude)
+    return np.copysign(magnitude, centred, out=magnitude) * np.float32(-2 * beta)
+
+
 def round_layer(node: Node, weight: np.ndarray, bias: np.ndarray, params: QuantParams, patches: np.ndarray,
                 output_range: tuple[float, float], config: AdaRoundConfig) -> np.ndarray:
     """The learnt rounding of one layer: 1 where a weight rounds up from floor(w/s), else 0 (int8)."""
     lo, hi = output_range
+    rng = np.random.default_rng(config.seed)
+    patches = patches.astype(np.float32)
+    forward, _ = _linear_fns(node, patches)
+    target = np.clip(forward(weight.astype(np.float32)) + bias, lo, hi).astype(np.float32)
     scale = broadcast_scale(params.scale.astype(np.float64), weight.ndim, WEIGHT_AXIS[node.op])
-    forward, backward = _linear_fns(node, patches.astype(np.float32))
-    target = np.clip(forward(weight.astype(np.float32)) + bias, lo, hi)
     base = np.floor(weight / scale)
-    v = _initial_v(weight / scale - base).astype(np.float32)
+    rounding = _RelaxedRounding(_initial_v(weight / scale - base).astype(np.float32))
+    ceiling = np.float32(WEIGHT_MAX) - base.astype(np.float32)  # base + h never passes the int8 maximum
     base, scale, bias = base.astype(np.float32), scale.astype(np.float32), bias.astype(np.float32)
-    m, s2 = np.zeros_like(v), np.zeros_like(v)
+    m, s2 = np.zeros_like(rounding.v), np.zeros_like(rounding.v)
     b1, b2, eps = 0.9, 0.999, 1e-8
     warm = int(config.warmup * config.iterations)
+    batch = min(len(patches), max(config.min_batch, config.step_products // weight.size))
+    order, cursor = None, len(patches)
     for step in range(1, config.iterations + 1):
-        h, dh_dv = _rect_sigmoid(v)
-        w_soft = np.clip(base + h, -WEIGHT_MAX, WEIGHT_MAX) * scale
+        if cursor + batch > len(patches):  # a new epoch
+            order, cursor = rng.permutation(len(patches)), 0
+        rows = order[cursor:cursor + batch]
+        cursor += batch
+        forward, backward = _linear_fns(node, patches[rows])
+        rounding.update()
+        w_soft = np.minimum(rounding.h, ceiling)
+        w_soft += base
+        w_soft *= scale
         y = forward(w_soft) + bias
-        error = np.clip(y, lo, hi) - target
-        d_y = 2 * error * ((y > lo) & (y < hi)) / len(error)
-        grad = backward(d_y) * scale * dh_dv
+        d_y = (y - target[rows]) * ((y > lo) & (y < hi))
+        d_y *= np.float32(2 / batch)
+        grad = backward(d_y)
+        grad *= scale
         if step > warm:
             progress = (step - warm) / max(1, config.iterations - warm)
             beta = config.beta[0] + (config.beta[1] - config.beta[0]) * progress
-            centred = 2 * h - 1
-            grad += config.regularisation * -beta * np.abs(centred) ** (beta - 1) * np.sign(centred) * 2 * dh_dv
-        m = b1 * m + (1 - b1) * grad
-        s2 = b2 * s2 + (1 - b2) * grad ** 2
-        v -= config.learning_rate * (m / (1 - b1 ** step)) / (np.sqrt(s2 / (1 - b2 ** step)) + eps)
-    return (_rect_sigmoid(v)[0] >= 0.5).astype(np.int8)
+            grad += np.float32(config.regularisation) * _regulariser_gradient(rounding.h, beta)
+        grad *= rounding.dh_dv
+        m *= b1
+        m += np.float32(1 - b1) * grad
+        grad *= grad
+        s2 *= b2
+        s2 += np.float32(1 - b2) * grad
+        step_size = np.float32(config.learning_rate / (1 - b1 ** step))
+        denominator = np.sqrt(s2 * np.float32(1 / (1 - b2 ** step)))
+        denominator += np.float32(eps)
+        np.divide(m, denominator, out=denominator)
+        denominator *= step_size
+        rounding.v -= denominator
+    rounding.update()
+    return (rounding.h >= 0.5).astype(np.int8)
 
 
 def reconstruction_error(node: Node, weight: np.ndarray, bias: np.ndarray, params: QuantParams, patches: np.ndarray,
