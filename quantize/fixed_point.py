@@ -36,26 +36,30 @@ def quantize_multiplier(real_multiplier) -> tuple[np.ndarray, np.ndarray]:
 
 
 def saturating_rounding_doubling_high_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """gemmlowp::SaturatingRoundingDoublingHighMul on int32 values held in int64 arrays."""
-    a = a.astype(np.int64)
+    """gemmlowp::SaturatingRoundingDoublingHighMul on int32 values held in int64 arrays.
+
+    gemmlowp adds a nudge of 2**30 (1 - 2**30 for a negative product) and divides by 2**31, truncating
+    toward zero; for both signs that is floor((a b + 2**30) / 2**31), one shift."""
+    a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
-    overflow = (a == INT32_MIN) & (b == INT32_MIN)
-    ab = a * b
-    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    total = ab + nudge
-    # C++ integer division truncates toward zero (shifts: the same quotients, several times faster).
-    result = np.where(total >= 0, total >> 31, -((-total) >> 31))
-    return np.where(overflow, INT32_MAX, result)
+    result = a * b
+    result += np.int64(1 << 30)
+    result >>= 31
+    if np.any(b == INT32_MIN):
+        result = np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, result)
+    return result
 
 
 def rounding_divide_by_pot(x: np.ndarray, exponent) -> np.ndarray:
-    """gemmlowp::RoundingDivideByPOT: divide by 2**exponent, rounding half away from zero."""
-    x = x.astype(np.int64)
+    """gemmlowp::RoundingDivideByPOT: divide by 2**exponent, rounding half away from zero, i.e.
+    floor((x + 2**(exponent-1) - [x < 0]) / 2**exponent) for exponent >= 1, x itself for 0."""
+    x = np.asarray(x, dtype=np.int64)
     exponent = np.asarray(exponent, dtype=np.int64)
-    mask = (np.int64(1) << exponent) - 1
-    remainder = x & mask
-    threshold = (mask >> 1) + (x < 0)
-    return (x >> exponent) + (remainder > threshold)
+    half = (np.int64(1) << exponent) >> 1
+    nudged = x + half
+    nudged -= (x < 0) & (exponent > 0)
+    nudged >>= exponent
+    return nudged
 
 
 def multiply_by_quantized_multiplier(x: np.ndarray, multiplier, shift, rounding: str = "double") -> np.ndarray:
@@ -71,7 +75,7 @@ def multiply_by_quantized_multiplier(x: np.ndarray, multiplier, shift, rounding:
         return (x * multiplier + (np.int64(1) << (total_shift - 1))) >> total_shift
     left = np.maximum(shift, 0)
     right = np.maximum(-shift, 0)
-    high = saturating_rounding_doubling_high_mul(x * (np.int64(1) << left), multiplier)
+    high = saturating_rounding_doubling_high_mul(x << left if np.any(left) else x, multiplier)
     if rounding == "ruy":
         return (high + ((np.int64(1) << right) >> 1)) >> right
     return rounding_divide_by_pot(high, right)

@@ -33,7 +33,7 @@ import numpy as np
 
 from converters.ir import Graph, Node, QuantParams
 from converters.ir.execute import KERNELS as FLOAT_KERNELS
-from converters.ir.execute import pool_sums
+from converters.ir.execute import pad_nhwc, pool_sums, positions_matmul
 from converters.ir.ops import attr
 from quantize.fixed_point import multiply_by_quantized_multiplier, quantize_multiplier
 
@@ -89,19 +89,26 @@ def finish(acc: np.ndarray, graph: Graph, node: Node, kernels: str) -> np.ndarra
 
 
 def accumulate(graph: Graph, node: Node, x: np.ndarray) -> np.ndarray:
-    """The int32 accumulator of a conv / depthwise / fully-connected node (bias included), as int64."""
+    """The int32 accumulator of a conv / depthwise / fully-connected node (bias included), as int64.
+
+    The products are summed in float32 when no partial sum can pass 2**24 (float32 then holds every
+    one exactly; depthwise layers always, most pointwise layers), else in float64 (exact to 2**53)."""
     x_zp = int(graph.tensors[node.inputs[0]].quant.zero_point[0])
-    w = graph.const(node.inputs[1]).astype(np.float64)
+    w = graph.const(node.inputs[1])
+    shifted = x.astype(np.int32) - x_zp
+    out_axis = 3 if node.op == "depthwise_conv2d" else 0
+    largest_sum = (int(np.abs(shifted).max(initial=0))
+                   * int(np.abs(w.astype(np.int64)).sum(axis=tuple(a for a in range(w.ndim) if a != out_axis)).max()))
+    exact = np.float32 if largest_sum < 2 ** 24 else np.float64
+    w, shifted = w.astype(exact), shifted.astype(exact)
     bias = graph.const(node.inputs[2]).astype(np.float64) if len(node.inputs) > 2 else 0.0
-    shifted = x.astype(np.float64) - x_zp
     if node.op == "fully_connected":
         acc = shifted.reshape(shifted.shape[0], -1) @ w.T
-        return np.rint(acc + bias).astype(np.int64)
-    pt, pl, pb, pr = attr(node, "pads")
+        return np.rint(acc.astype(np.float64) + bias).astype(np.int64)
     sh, sw = attr(node, "strides")
     dh, dw = attr(node, "dilations")
     # Padded positions hold the real value 0, i.e. x - x_zp = 0.
-    xp = np.pad(shifted, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    xp = pad_nhwc(shifted, attr(node, "pads"))
     kh, kw = (w.shape[1], w.shape[2])
     oh = (xp.shape[1] - dh * (kh - 1) - 1) // sh + 1
     ow = (xp.shape[2] - dw * (kw - 1) - 1) // sw + 1
@@ -109,9 +116,9 @@ def accumulate(graph: Graph, node: Node, x: np.ndarray) -> np.ndarray:
         mult = w.shape[3] // xp.shape[3]
         if mult > 1:
             xp = np.repeat(xp, mult, axis=3)
-        acc = np.zeros((xp.shape[0], oh, ow, w.shape[3]))
+        acc = np.zeros((xp.shape[0], oh, ow, w.shape[3]), exact)
     else:
-        acc = np.zeros((xp.shape[0], oh, ow, w.shape[0]))
+        acc = np.zeros((xp.shape[0], oh, ow, w.shape[0]), exact)
     groups = attr(node, "groups") if node.op == "conv2d" else 1
     for i in range(kh):
         for j in range(kw):
@@ -119,12 +126,13 @@ def accumulate(graph: Graph, node: Node, x: np.ndarray) -> np.ndarray:
             if node.op == "depthwise_conv2d":
                 acc += patch * w[0, i, j]
             elif groups == 1:
-                acc += patch @ w[:, i, j, :].T
+                acc += positions_matmul(patch, w[:, i, j, :].T)
             else:
                 cg, og = w.shape[3], w.shape[0] // groups
                 for g in range(groups):
-                    acc[..., g * og:(g + 1) * og] += patch[..., g * cg:(g + 1) * cg] @ w[g * og:(g + 1) * og, i, j, :].T
-    return np.rint(acc + bias).astype(np.int64)
+                    acc[..., g * og:(g + 1) * og] += positions_matmul(patch[..., g * cg:(g + 1) * cg],
+                                                                      w[g * og:(g + 1) * og, i, j, :].T)
+    return np.rint(acc.astype(np.float64) + bias).astype(np.int64)
 
 
 def _layer(graph: Graph, node: Node, values: dict, kernels: str) -> np.ndarray:

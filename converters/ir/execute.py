@@ -24,12 +24,21 @@ def apply_act(x: np.ndarray, act: str) -> np.ndarray:
     return x
 
 
+def positions_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """x [..., C] @ w [C, O] as one GEMM over every position (NumPy would loop over the leading axes)."""
+    return (x.reshape(-1, x.shape[-1]) @ w).reshape(*x.shape[:-1], w.shape[-1])
+
+
+def pad_nhwc(x: np.ndarray, pads) -> np.ndarray:
+    pt, pl, pb, pr = pads
+    return np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0))) if any(pads) else x
+
+
 def conv_nhwc(x: np.ndarray, w_ohwi: np.ndarray, bias, strides, pads, dilations, groups: int) -> np.ndarray:
     """Grouped 2-D convolution. x [N,H,W,C], w [O,kh,kw,C/groups] -> [N,OH,OW,O]."""
-    pt, pl, pb, pr = pads
     sh, sw = strides
     dh, dw = dilations
-    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    xp = pad_nhwc(x, pads)
     n, h, w, c = xp.shape
     o, kh, kw, cg = w_ohwi.shape
     oh = (h - dh * (kh - 1) - 1) // sh + 1
@@ -40,10 +49,11 @@ def conv_nhwc(x: np.ndarray, w_ohwi: np.ndarray, bias, strides, pads, dilations,
         for j in range(kw):
             patch = xp[:, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw, :]
             if groups == 1:
-                out += patch @ w_ohwi[:, i, j, :].T
+                out += positions_matmul(patch, w_ohwi[:, i, j, :].T)
             else:
                 for g in range(groups):
-                    out[..., g * og:(g + 1) * og] += patch[..., g * cg:(g + 1) * cg] @ w_ohwi[g * og:(g + 1) * og, i, j, :].T
+                    out[..., g * og:(g + 1) * og] += positions_matmul(patch[..., g * cg:(g + 1) * cg],
+                                                                      w_ohwi[g * og:(g + 1) * og, i, j, :].T)
     if bias is not None:
         out += bias
     return out
@@ -51,14 +61,13 @@ def conv_nhwc(x: np.ndarray, w_ohwi: np.ndarray, bias, strides, pads, dilations,
 
 def depthwise_nhwc(x: np.ndarray, w_1hwc: np.ndarray, bias, strides, pads, dilations) -> np.ndarray:
     """Depthwise convolution, multiplier m. x [N,H,W,C], w [1,kh,kw,C*m] -> [N,OH,OW,C*m]."""
-    pt, pl, pb, pr = pads
     sh, sw = strides
     dh, dw = dilations
     _, kh, kw, cm = w_1hwc.shape
     mult = cm // x.shape[3]
     if mult > 1:
         x = np.repeat(x, mult, axis=3)
-    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    xp = pad_nhwc(x, pads)
     _, h, w, _ = xp.shape
     oh = (h - dh * (kh - 1) - 1) // sh + 1
     ow = (w - dw * (kw - 1) - 1) // sw + 1
