@@ -7,7 +7,7 @@ its int8 range), and anneals a regulariser that drives every h to 0 or 1.
 
 The patches come from the float model: for each layer, `rows` random output positions with their
 receptive fields. Each step fits a minibatch of them (an epoch visits them all): all of them for a
-small layer, fewer for a large one, so that no step costs more than about `step_products`. Conv and fully-connected layers are one matrix product; a
+small layer, fewer for a large one, so that no step costs much more than `step_work`. Conv and fully-connected layers are one matrix product; a
 depthwise layer is a product per channel.
 """
 
@@ -28,14 +28,16 @@ from quantize.plan import QuantPlan
 from quantize.transform import quantizable_layers, tensor_params
 
 ZETA, GAMMA = 1.1, -0.1  # the rectified sigmoid's stretch
+SATURATES_AT = float(np.log((1 - GAMMA) / (ZETA - 1)))  # |V| beyond which h(V) is 0 or 1 (ZETA - 1 = -GAMMA)
 CHUNK = 16
+OUTPUT_WORK = 256  # the elementwise work on one output value, in multiply-adds (measured on 2 cores)
 
 
 @dataclass(frozen=True)
 class AdaRoundConfig:
     rows: int = 2048            # output positions per layer the reconstruction is fitted on
-    step_products: int = 2 ** 26  # multiply-adds of a step's forward pass: it sets the minibatch, all rows
-    min_batch: int = 256        # for small layers, down to min_batch rows for the largest
+    step_work: int = 2 ** 26    # the work of one step, in multiply-adds, sets its minibatch: all rows for a
+    min_batch: int = 256        # small layer, down to min_batch rows for the largest
     iterations: int = 500
     learning_rate: float = 1e-2
     regularisation: float = 0.01
@@ -132,10 +134,11 @@ class _RelaxedRounding:
         np.reciprocal(sig, out=sig)
         np.multiply(sig, np.float32(ZETA - GAMMA), out=raw)
         raw += np.float32(GAMMA)
-        inside = (raw > 0) & (raw < 1)
         np.clip(raw, 0, 1, out=raw)
+        inside = np.abs(self.v) < np.float32(SATURATES_AT)
         sig *= 1 - sig
-        sig *= np.float32(ZETA - GAMMA) * inside
+        sig *= inside
+        sig *= np.float32(ZETA - GAMMA)
 
 
 def _regulariser_gradient(h: np.ndarray, beta: float) -> np.ndarray:
@@ -165,7 +168,8 @@ def round_layer(node: Node, weight: np.ndarray, bias: np.ndarray, params: QuantP
     m, s2 = np.zeros_like(rounding.v), np.zeros_like(rounding.v)
     b1, b2, eps = 0.9, 0.999, 1e-8
     warm = int(config.warmup * config.iterations)
-    batch = min(len(patches), max(config.min_batch, config.step_products // weight.size))
+    outputs = weight.shape[WEIGHT_AXIS[node.op]]
+    batch = min(len(patches), max(config.min_batch, config.step_work // (weight.size + OUTPUT_WORK * outputs)))
     order, cursor = None, len(patches)
     for step in range(1, config.iterations + 1):
         if cursor + batch > len(patches):  # a new epoch
@@ -192,9 +196,9 @@ def round_layer(node: Node, weight: np.ndarray, bias: np.ndarray, params: QuantP
         grad *= grad
         s2 *= b2
         s2 += np.float32(1 - b2) * grad
-        step_size = np.float32(config.learning_rate / (1 - b1 ** step))
-        denominator = np.sqrt(s2 * np.float32(1 / (1 - b2 ** step)))
-        denominator += np.float32(eps)
+        step_size = np.float32(config.learning_rate * np.sqrt(1 - b2 ** step) / (1 - b1 ** step))
+        denominator = np.sqrt(s2)
+        denominator += np.float32(eps * np.sqrt(1 - b2 ** step))
         np.divide(m, denominator, out=denominator)
         denominator *= step_size
         rounding.v -= denominator
