@@ -51,6 +51,7 @@ SQNR_TIE_DB = 0.1
 AGREEMENT_NOISE_IMAGES = 2
 OURS = {  # name -> recipe fields over the default recipe
     "ours (default)": {},
+    "ours no adaround": {"adaround": False},
     "ours minmax": {"method": "minmax", "cle": False, "bias_correction": False},
     "ours percentile": {"method": "percentile", "cle": False, "bias_correction": False},
     "ours mse": {"method": "mse", "mse_norm": 2.0, "cle": False, "bias_correction": False},
@@ -64,14 +65,12 @@ OURS = {  # name -> recipe fields over the default recipe
     "ours minmax +bc": {"method": "minmax", "cle": False, "bias_correction": True},
     "ours mse +bc +logits minmax": {"method": "mse", "mse_norm": 2.0, "cle": False, "bias_correction": True,
                                     "logits_range": "minmax"},
-    "ours select": {"method": "select"},
-    "ours mse p2.5": {"mse_norm": 2.5},
-    "ours mse p3": {"mse_norm": 3.0},
-    "ours mse p6": {"mse_norm": 6.0},
-    "ours +adaround": {"adaround": True},
-    "ours +adaround 150": {"adaround": True, "adaround_iterations": 150},
-    "ours fc per tensor": {"fc_per_channel": False},
-    "ours avg_pool": {"global_pool": "avg_pool"},
+    "ours select": {"method": "select", "adaround": False},
+    "ours mse p2.5": {"mse_norm": 2.5, "adaround": False},
+    "ours mse p3": {"mse_norm": 3.0, "adaround": False},
+    "ours mse p6": {"mse_norm": 6.0, "adaround": False},
+    "ours fc per tensor": {"fc_per_channel": False, "adaround": False},
+    "ours avg_pool": {"global_pool": "avg_pool", "adaround": False},
 }
 
 

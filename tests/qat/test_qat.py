@@ -97,21 +97,22 @@ def test_qat_checkpoint_converts_to_what_training_computed(qat_run, tmp_path):
 
 
 def test_qat_starts_where_our_ptq_ends(trained_digits):
-    """Ranges and bias-corrected biases from our default PTQ: before any step, the QAT network computes the
-    PTQ int8 model's logits, not those of the model without bias correction."""
+    """Ranges and bias-corrected biases from our default PTQ (without AdaRound, whose rounding QAT's nearest-rounding
+    fake quantization does not carry): before any step, the QAT network computes the PTQ int8 model's logits, not
+    those of the model without bias correction."""
     import mindspore as ms
 
     from converters.onnx_import import import_onnx
     from converters.passes import lower_for_tflite
-    from quantize import Quantizer, Recipe, reference
+    from quantize import Quantizer, reference
     from quantize.quantizer import to_nhwc
     from toolkit.card import load_card
     from toolkit.convert import eval_set
-    from toolkit.train.qat import qat_network_from_plan
+    from toolkit.train.qat import ptq_start_recipe, qat_network_from_plan
 
     card = load_card(trained_digits.onnx)
     images, _ = eval_set(card, None, EVAL_IMAGES)
-    result = Quantizer(Recipe.load("default")).quantize(lower_for_tflite(import_onnx(trained_digits.onnx, card)),
+    result = Quantizer(ptq_start_recipe()).quantize(lower_for_tflite(import_onnx(trained_digits.onnx, card)),
                                                         images)
     ptq = reference.run(result.graph, to_nhwc(images), "builtin")[result.graph.outputs[0]]
     classifier = next(n for n in result.graph.nodes if n.op == "fully_connected")

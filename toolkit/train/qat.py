@@ -95,18 +95,26 @@ def qat_network_from_plan(checkpoint: Path, card, float_graph, plan):
     return network
 
 
+def ptq_start_recipe():
+    """Our default recipe without AdaRound: QAT's fake quantization rounds the weights to nearest (and
+    learns the weights themselves), so the start's biases are corrected for nearest-rounded weights."""
+    from quantize import Recipe
+
+    return Recipe.load("default").replace(adaround=False)
+
+
 def _ptq_plan(config: TrainConfig, images: np.ndarray):
-    """(lowered float graph, our default recipe's QuantPlan) of the source checkpoint."""
+    """(lowered float graph, the QuantPlan of `ptq_start_recipe`) of the source checkpoint."""
     from converters.onnx_import import import_onnx
     from converters.passes import lower_for_tflite
-    from quantize import Quantizer, Recipe
+    from quantize import Quantizer
     from toolkit.card import load_card
     from toolkit.export import export_model
 
     with tempfile.TemporaryDirectory(prefix="mnv1-tk-qat-") as scratch:
         onnx = export_model(config.model.checkpoint, Path(scratch), formats=("onnx",))["onnx"]
         graph = lower_for_tflite(import_onnx(onnx, load_card(onnx)))
-    result = Quantizer(Recipe.load("default")).quantize(graph, images)
+    result = Quantizer(ptq_start_recipe()).quantize(graph, images)
     return result.float_graph, result.plan
 
 
