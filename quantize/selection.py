@@ -7,8 +7,9 @@ quantizes the model on the calibration part, and the one whose int8 logits are c
 float logits on the held-out part (logits SQNR) is chosen; the result is the chosen recipe quantizing
 the model again on all the calibration images (a second pass: the held-out images calibrate and
 correct biases too). Inputs over 64x64 are scored on proportionally fewer held-out images (at least 16).
-Ties within 0.05 dB go to the earlier candidate, the cheaper one. What was chosen and why is
-reported per candidate (`--report`).
+Ties within 0.05 dB go to the earlier candidate, the cheaper one. Candidates are judged without
+AdaRound (it refines whichever ranges it is given, at 10x a candidate's time); the second pass uses
+the recipe's `adaround`. What was chosen and why is reported per candidate (`--report`).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def select(quantizer_for, graph, images: np.ndarray, holdout: float, minimum: in
     held = held[:max(minimum, int(round(len(held) * min(1.0, SCORE_PIXELS / pixels))))]
     best, best_score, scores = None, -np.inf, []
     for name, fields in CANDIDATES.items():
-        quantizer = quantizer_for(fields)
+        quantizer = quantizer_for({**fields, "adaround": False})
         result = quantizer.quantize(graph, fit, calibration)
         metrics = compare(quantizer.float_logits(result, held), quantizer.run(result, held))
         scores.append(CandidateScore(name, fields, metrics["sqnr_db"], metrics["top1_agreement"]))
