@@ -1,6 +1,7 @@
 """Degenerate models quantize: dead tensors, all-zero channels and a dead layer.
 
-The minimum ranges of quantize.params (the TFLite converter's) keep every scale representable:
+The minimum ranges of quantize.params (the TFLite converter's) keep every scale representable, and
+AdaRound leaves a weight that sits on its grid point (zero) there:
 LiteRT loads each model (the writer's own check allocates it), and the integer reference executor
 stays bit-exact with LiteRT's built-in and reference kernels.
 """
@@ -13,7 +14,9 @@ from converters.passes import lower_for_tflite
 from quantize import Quantizer, Recipe
 from tests.quantize.litert import check_exact
 
-FAST = Recipe(method="mse", cle=False, bias_correction=True, correction_images=16)
+# The default's steps (AdaRound too, for fewer iterations) on fewer images.
+FAST = Recipe(method="mse", cle=False, bias_correction=True, adaround=True, adaround_iterations=50,
+              correction_images=16)
 
 
 def _quantize_and_check(graph, calib: np.ndarray, x: np.ndarray, recipe: Recipe = FAST):
@@ -21,7 +24,7 @@ def _quantize_and_check(graph, calib: np.ndarray, x: np.ndarray, recipe: Recipe 
     result = quantizer.quantize(graph, calib)
     for kernels in ("builtin", "reference"):
         check_exact(result.graph, x.transpose(0, 2, 3, 1).copy(), kernels)
-    return quantizer.validate(result, x)
+    return result, quantizer.validate(result, x)
 
 
 def _with_layers(graph, change):
@@ -90,8 +93,15 @@ def test_zeroed_channels(digits_set):
         b[::3] = 0
         return True
 
-    metrics = _quantize_and_check(_with_layers(digits_set.graph, zero), digits_set.calib[:32], digits_set.val[:48])
+    graph = _with_layers(digits_set.graph, zero)
+    result, metrics = _quantize_and_check(graph, digits_set.calib[:32], digits_set.val[:48])
     assert metrics["sqnr_db"] > 25 and metrics["top1_agreement"] > 0.9
+    for node in (n for n in graph.nodes if n.op in ("conv2d", "depthwise_conv2d")):
+        axis = 0 if node.op == "conv2d" else 3
+        weight = np.moveaxis(graph.const(node.inputs[1]), axis, 0)
+        int8 = np.moveaxis(result.graph.const(result.graph.node(node.name).inputs[1]), axis, 0)
+        zeroed = ~weight.reshape(len(weight), -1).any(axis=1)
+        assert not int8[zeroed].any(), node.name  # AdaRound leaves an all-zero channel at zero
 
 
 def test_dead_layer(digits_set):
@@ -107,5 +117,5 @@ def test_dead_layer(digits_set):
     graph = _with_layers(digits_set.graph, kill)
     dead = next(n for n in graph.nodes if n.op == "conv2d" and not graph.const(n.inputs[1]).any())
     assert dead.attrs["act"] in ("relu", "relu6")
-    metrics = _quantize_and_check(graph, digits_set.calib[:32], digits_set.val[:48])
+    _, metrics = _quantize_and_check(graph, digits_set.calib[:32], digits_set.val[:48])
     assert metrics["sqnr_db"] > 25
