@@ -1,8 +1,8 @@
 """Per-layer sensitivity: each layer quantized alone, the rest of the model in float.
 
 For every layer the report gives the SQNR of that layer's own output and of the model's logits,
-both against the float model. The least robust layers are the ones to keep in float
-(`--fallback float`).
+both against the float model, and, with AdaRound, the share of its weights AdaRound rounded the
+other way from nearest. The least robust layers are the ones to keep in float (`--fallback float`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from converters.ir import Graph
 from converters.ir.execute import run as run_float
 from quantize import reference
 from quantize.metrics import sqnr_db
+from quantize.params import WEIGHT_AXIS, quantize_weight
 from quantize.plan import QuantPlan
 from quantize.transform import quantizable_layers, to_int8
 
@@ -26,6 +27,16 @@ class LayerSensitivity:
     op: str
     output_sqnr_db: float
     logits_sqnr_db: float
+    adaround_flipped: float | None = None  # share of the weights rounded away from nearest (None: no AdaRound)
+
+
+def flipped_share(graph: Graph, plan: QuantPlan, layer: str) -> float | None:
+    """The share of `layer`'s int8 weights that AdaRound rounded the other way from nearest rounding."""
+    if layer not in plan.round_up:
+        return None
+    node = graph.node(layer)
+    weight, params, axis = graph.const(node.inputs[1]), plan.weights[layer], WEIGHT_AXIS[node.op]
+    return float(np.mean(quantize_weight(weight, params, axis, plan.round_up[layer]) != quantize_weight(weight, params, axis)))
 
 
 def layer_sensitivity(graph: Graph, plan: QuantPlan, images: np.ndarray, kernels: str = "builtin",
@@ -44,7 +55,8 @@ def layer_sensitivity(graph: Graph, plan: QuantPlan, images: np.ndarray, kernels
         results.append(LayerSensitivity(
             node.name, node.op,
             sqnr_db(float_values[node.outputs[0]], layer_out),
-            sqnr_db(float_values[graph.outputs[0]], values[mixed.outputs[0]])))
+            sqnr_db(float_values[graph.outputs[0]], values[mixed.outputs[0]]),
+            flipped_share(graph, plan, node.name)))
         if progress:
             progress(1)
     return results

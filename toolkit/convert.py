@@ -730,12 +730,15 @@ def sensitivity_table(rows):
     from rich.table import Table
 
     table = Table(title="int8 sensitivity: each layer quantized alone")
-    for column in ("layer", "op", "layer SQNR dB", "logits SQNR dB"):
+    adaround = any(r.adaround_flipped is not None for r in rows)
+    columns = ("layer", "op", "layer SQNR dB", "logits SQNR dB") + (("AdaRound: not nearest %",) if adaround else ())
+    for column in columns:
         table.add_column(column, justify="left" if column in ("layer", "op") else "right")
     worst = {r.layer for r in sorted(rows, key=lambda r: r.logits_sqnr_db)[:3]}
     for r in rows:
         style = "bold red" if r.layer in worst else None
-        table.add_row(r.layer, r.op, f"{r.output_sqnr_db:.1f}", f"{r.logits_sqnr_db:.1f}", style=style)
+        flipped = (f"{100 * r.adaround_flipped:.1f}" if r.adaround_flipped is not None else "",) if adaround else ()
+        table.add_row(r.layer, r.op, f"{r.output_sqnr_db:.1f}", f"{r.logits_sqnr_db:.1f}", *flipped, style=style)
     return table
 
 

@@ -38,6 +38,7 @@ def test_report_writes_a_chart_and_a_table_of_every_layer(int8_run):
     assert open(sensitivity["chart"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     layers = sensitivity["layers"]
     assert len(layers) == 28 and all(np.isfinite(layer["logits_sqnr_db"]) for layer in layers)
+    assert all(0 <= layer["adaround_flipped"] < 0.5 for layer in layers)  # the default recipe's AdaRound
     saved = json.loads((out / "mobilenet_v1_025_32.int8.sensitivity.json").read_text())
     assert [r["layer"] for r in saved] == [r["layer"] for r in layers]
 

@@ -137,6 +137,10 @@ def test_sensitivity_report_covers_every_layer(digits_set, default_result):
     assert [r.layer for r in report] == [n.name for n in default_result.float_graph.nodes
                                          if n.op in ("conv2d", "depthwise_conv2d", "fully_connected")]
     assert all(np.isfinite(r.logits_sqnr_db) and r.logits_sqnr_db > 20 for r in report)
+    # AdaRound (in the default) rounds some weights of nearly every layer away from nearest, never most of them (a
+    # depthwise layer on a 1x1 map may keep nearest: only its centre tap sees data).
+    flipped = np.array([r.adaround_flipped for r in report])
+    assert np.all((flipped >= 0) & (flipped < 0.5)) and np.mean(flipped > 0) > 0.9, flipped
 
 
 def test_plan_and_calibration_round_trip(tmp_path, digits_set, default_result):
