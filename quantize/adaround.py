@@ -7,8 +7,8 @@ its int8 range), and anneals a regulariser that drives every h to 0 or 1.
 
 The patches come from the float model: for each layer, `rows` random output positions with their
 receptive fields. Each step fits a minibatch of them (an epoch visits them all): all of them for a
-small layer, fewer for a large one, so that no step costs much more than `step_work`. Conv and fully-connected layers are one matrix product; a
-depthwise layer is a product per channel.
+small layer, fewer for a large one, so that no step costs much more than `step_work`. Conv and
+fully-connected layers are one matrix product; a depthwise layer is a product per channel.
 """
 
 from __future__ import annotations

@@ -36,7 +36,8 @@ def flipped_share(graph: Graph, plan: QuantPlan, layer: str) -> float | None:
         return None
     node = graph.node(layer)
     weight, params, axis = graph.const(node.inputs[1]), plan.weights[layer], WEIGHT_AXIS[node.op]
-    return float(np.mean(quantize_weight(weight, params, axis, plan.round_up[layer]) != quantize_weight(weight, params, axis)))
+    learnt = quantize_weight(weight, params, axis, plan.round_up[layer])
+    return float(np.mean(learnt != quantize_weight(weight, params, axis)))
 
 
 def layer_sensitivity(graph: Graph, plan: QuantPlan, images: np.ndarray, kernels: str = "builtin",

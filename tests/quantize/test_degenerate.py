@@ -1,9 +1,8 @@
 """Degenerate models quantize: dead tensors, all-zero channels and a dead layer.
 
-The minimum ranges of quantize.params (the TFLite converter's) keep every scale representable, and
-AdaRound leaves a weight that sits on its grid point (zero) there:
+The minimum ranges of quantize.params (the TFLite converter's) keep every scale representable:
 LiteRT loads each model (the writer's own check allocates it), and the integer reference executor
-stays bit-exact with LiteRT's built-in and reference kernels.
+stays bit-exact with LiteRT's built-in and reference kernels. AdaRound leaves all-zero channels at zero.
 """
 
 import numpy as np
