@@ -72,16 +72,16 @@ def analyse(model, per_tensor: bool, console) -> dict:
 
     from converters.onnx_import import import_onnx
     from converters.passes import lower_for_tflite
-    from quantize import Quantizer
+    from quantize import Quantizer, Recipe
     from toolkit.card import load_card
-    from toolkit.train.qat import ptq_start_recipe, qat_network_from_plan
+    from toolkit.train.qat import qat_network_from_plan
 
     card = load_card(model.onnx)
     train_pixels, _ = digits_pixels("train", model.spec.size)
     val_pixels, labels = digits_pixels("val", model.spec.size)
     images = preprocess_all(val_pixels, card)
     reference = run_predictor(model.onnx, card, images)
-    ptq = Quantizer(ptq_start_recipe()).quantize(lower_for_tflite(import_onnx(model.onnx, card)),
+    ptq = Quantizer(Recipe.load("default")).quantize(lower_for_tflite(import_onnx(model.onnx, card)),
                                                  preprocess_all(train_pixels[:300], card))
 
     def network(plan):

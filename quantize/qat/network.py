@@ -14,10 +14,11 @@ import numpy as np
 from mindspore import nn, ops
 
 from quantize.params import WEIGHT_AXIS
-from quantize.params import QMAX, QMIN
+from quantize.params import QMAX, QMIN, WEIGHT_MAX
 from quantize.qat.fake_quant import ActivationQuantizer, quantize_bias, quantize_weight, requantize, round_ste, weight_scale
 
 RANGE_PREFIX = "qat."
+MINDSPORE_LAYOUT = {"conv2d": (0, 3, 1, 2), "depthwise_conv2d": (3, 0, 1, 2), "fully_connected": (0, 1)}  # of IR weights
 
 
 class FoldedLayer(nn.Cell):
@@ -30,12 +31,29 @@ class FoldedLayer(nn.Cell):
         self.relu6 = act == "relu6"
         self.eps = bn.eps
 
+    def bn_factor(self):
+        """gamma / sqrt(moving variance + eps): the BN's scale per output channel."""
+        return self.bn.gamma / ops.sqrt(self.bn.moving_variance + self.eps)
+
     def folded(self):
         """BN folded into (weight [O, I, kh, kw], bias [O]) with the moving statistics."""
-        factor = self.bn.gamma / ops.sqrt(self.bn.moving_variance + self.eps)
+        factor = self.bn_factor()
         weight = self.conv.weight * factor.reshape(-1, 1, 1, 1)
         bias = self.bn.beta - self.bn.moving_mean * factor
         return weight, bias
+
+    def round_weights_to(self, target: np.ndarray, plan_scale: np.ndarray) -> int:
+        """Move the folded weights that nearest rounding would not put on `target` (int8, this layout) onto
+        their target grid point (see `off_target`); returns how many moved."""
+        from mindspore import Tensor
+
+        weight, _ = self.folded()
+        scale = weight_scale(weight, True).asnumpy()
+        factor = self.bn_factor().asnumpy().reshape(-1, 1, 1, 1)
+        move = off_target(weight.asnumpy(), scale, target, plan_scale) & (factor != 0)
+        grid = target * scale.reshape(-1, 1, 1, 1) / np.where(factor != 0, factor, 1)
+        self.conv.weight.set_data(Tensor(np.where(move, grid, self.conv.weight.asnumpy()).astype(np.float32)))
+        return int(move.sum())
 
     def construct(self, x, input_scale):
         """x: the input's int8 values minus its zero point; returns the same for the output, scale, zero point."""
@@ -72,6 +90,17 @@ class QuantizedDense(nn.Cell):
         super().__init__()
         self.dense, self.out_quant = dense, quantizer
         self.per_channel = WEIGHT_AXIS["fully_connected"] is not None
+
+    def round_weights_to(self, target: np.ndarray, plan_scale: np.ndarray) -> int:
+        """As `FoldedLayer.round_weights_to`, for the classifier's weights."""
+        from mindspore import Tensor
+
+        weight = self.dense.weight.asnumpy()
+        scale = weight_scale(self.dense.weight, self.per_channel).asnumpy()
+        move = off_target(weight, scale, target, plan_scale)
+        grid = target * (scale.reshape(-1, 1) if scale.size > 1 else scale)
+        self.dense.weight.set_data(Tensor(np.where(move, grid, weight).astype(np.float32)))
+        return int(move.sum())
 
     def construct(self, x, input_scale):
         w_scale = weight_scale(self.dense.weight, self.per_channel)
@@ -187,12 +216,15 @@ def load_qat_network(path) -> QATMobileNetV1:
     return network
 
 
-def start_from_plan(network: QATMobileNetV1, graph, plan) -> None:
+def start_from_plan(network: QATMobileNetV1, graph, plan) -> int:
     """Start where our PTQ ends (`plan`: a QuantPlan of `graph`, the lowered float graph of the same model):
-    every range on the int8 grid [(-128 - zp) * s, (127 - zp) * s] of its tensor, and every bias at its
-    bias-corrected value (the correction's shift added to the BN beta, or the classifier's bias)."""
+    every range on the int8 grid [(-128 - zp) * s, (127 - zp) * s] of its tensor, every bias at its
+    bias-corrected value (the correction's shift added to the BN beta, or the classifier's bias), and every
+    weight AdaRound rounded away from nearest moved onto its chosen grid point, so that the fake quantization's
+    nearest rounding gives AdaRound's int8 weights. Returns the number of weights moved."""
     from mindspore import Tensor
 
+    from quantize.params import quantize_weight as plan_int8_weight
     from quantize.transform import quantizable_layers
 
     layers = quantizable_layers(graph)
@@ -206,3 +238,26 @@ def start_from_plan(network: QATMobileNetV1, graph, plan) -> None:
         if node.name in plan.biases:
             shift = plan.biases[node.name] - graph.const(node.inputs[2])
             bias.set_data(Tensor(bias.asnumpy() + shift.astype(np.float32), bias.dtype))
+    moved = 0
+    cells = list(network.layers) + [network.classifier]
+    for cell, node in zip(cells, layers, strict=True):
+        if node.name not in plan.round_up:
+            continue
+        params = plan.weights[node.name]
+        target = plan_int8_weight(graph.const(node.inputs[1]), params, WEIGHT_AXIS[node.op], plan.round_up[node.name])
+        moved += cell.round_weights_to(target.transpose(MINDSPORE_LAYOUT[node.op]), params.scale)
+    return moved
+
+
+def off_target(weight: np.ndarray, scale: np.ndarray, target: np.ndarray, plan_scale: np.ndarray) -> np.ndarray:
+    """Where `weight` (at per-channel or per-tensor `scale`) would round to nearest elsewhere than `target`
+    (int8), True; never a channel's largest |w| (it sets the scale) nor a channel whose scale is not the
+    plan's (`plan_scale`: bias fitting raised it, so `target` is on another grid)."""
+    shape = (-1,) + (1,) * (weight.ndim - 1) if scale.size > 1 else ()
+    s = scale.reshape(shape)
+    scaled = weight / s
+    nearest = np.clip(np.sign(scaled) * np.floor(np.abs(scaled) + 0.5), -WEIGHT_MAX, WEIGHT_MAX)
+    magnitude = np.abs(weight)
+    peak = magnitude.reshape(len(weight), -1).max(axis=1).reshape(shape) if scale.size > 1 else magnitude.max()
+    same_grid = np.isclose(scale, plan_scale.astype(np.float32), rtol=1e-5, atol=0).reshape(shape)
+    return (nearest != target) & (magnitude < peak) & same_grid

@@ -97,37 +97,57 @@ def test_qat_checkpoint_converts_to_what_training_computed(qat_run, tmp_path):
 
 
 def test_qat_starts_where_our_ptq_ends(trained_digits):
-    """Ranges and bias-corrected biases from our default PTQ (without AdaRound, whose rounding QAT's nearest-rounding
-    fake quantization does not carry): before any step, the QAT network computes the PTQ int8 model's logits, not
-    those of the model without bias correction."""
+    """Ranges, AdaRound's rounding and bias-corrected biases from our default PTQ: before any step, the QAT
+    network's int8 weights are AdaRound's and it computes the PTQ int8 model's logits, not those of the model
+    with nearest-rounded weights or without bias correction."""
     import mindspore as ms
 
     from converters.onnx_import import import_onnx
     from converters.passes import lower_for_tflite
-    from quantize import Quantizer, reference
+    from quantize import Quantizer, Recipe, reference
+    from quantize.qat.network import MINDSPORE_LAYOUT
     from quantize.quantizer import to_nhwc
     from toolkit.card import load_card
     from toolkit.convert import eval_set
-    from toolkit.train.qat import ptq_start_recipe, qat_network_from_plan
+    from toolkit.train.qat import qat_network_from_plan
 
     card = load_card(trained_digits.onnx)
     images, _ = eval_set(card, None, EVAL_IMAGES)
-    result = Quantizer(ptq_start_recipe()).quantize(lower_for_tflite(import_onnx(trained_digits.onnx, card)),
+    result = Quantizer(Recipe.load("default")).quantize(lower_for_tflite(import_onnx(trained_digits.onnx, card)),
                                                         images)
+    assert result.plan.round_up, "the default recipe runs AdaRound"
     ptq = reference.run(result.graph, to_nhwc(images), "builtin")[result.graph.outputs[0]]
     classifier = next(n for n in result.graph.nodes if n.op == "fully_connected")
     logits_scale = float(result.graph.tensors[classifier.outputs[0]].quant.scale[0])
 
+    def int8_weights(network) -> np.ndarray:
+        from quantize.qat.fake_quant import quantize_weight, weight_scale
+
+        weights = [layer.folded()[0] for layer in network.layers]
+        return np.concatenate([quantize_weight(w, weight_scale(w, True)).asnumpy().ravel() for w in weights])
+
     def qat_logits(plan):
         network = qat_network_from_plan(trained_digits.checkpoint, card, result.float_graph, plan)
-        return network(ms.Tensor(images)).asnumpy()
+        return network(ms.Tensor(images)).asnumpy(), int8_weights(network)
 
-    lsb = np.abs(qat_logits(result.plan) - ptq) / logits_scale
-    uncorrected = np.abs(qat_logits(dataclasses.replace(result.plan, biases={})) - ptq) / logits_scale
+    started, started_weights = qat_logits(result.plan)
+    nearest, nearest_weights = qat_logits(dataclasses.replace(result.plan, round_up={}))
+    uncorrected, _ = qat_logits(dataclasses.replace(result.plan, biases={}))
+    ptq_weights = np.concatenate([
+        result.graph.const(node.inputs[1]).transpose(MINDSPORE_LAYOUT[node.op]).ravel()
+        for node in result.graph.nodes if node.op in ("conv2d", "depthwise_conv2d")])
+    assert np.mean(nearest_weights != ptq_weights) > 0.01  # AdaRound moved this share away from nearest
+    assert np.mean(started_weights != ptq_weights) < 1e-4, np.mean(started_weights != ptq_weights)
+
+    def moved_lsb(logits) -> np.ndarray:
+        return np.abs(logits - ptq) / logits_scale
+
     # A rare bias or input rounding that lands on the other side of a tie (the float paths differ) moves a
-    # logit by an LSB or two; without the correction's shift almost half of them move.
+    # logit by an LSB or two; nearest-rounded weights or no correction shift move a large share.
+    lsb = moved_lsb(started)
     assert np.mean(lsb > 0.5) < 0.02 and lsb.max() <= 2.0 + 1e-3, (np.mean(lsb > 0.5), lsb.max())
-    assert np.mean(uncorrected > 0.5) > 0.2, np.mean(uncorrected > 0.5)
+    assert np.mean(moved_lsb(nearest) > 0.5) > 0.2, np.mean(moved_lsb(nearest) > 0.5)
+    assert np.mean(moved_lsb(uncorrected) > 0.5) > 0.2, np.mean(moved_lsb(uncorrected) > 0.5)
 
 
 def test_qat_needs_a_checkpoint(tmp_path):

@@ -56,8 +56,8 @@ def _float_model(config: TrainConfig, num_classes: int):
 
 def create_qat_networks(config: TrainConfig, num_classes: int, spec, say=print):
     """(DistillationNet to train, QAT student copy to validate and save, its forward). The student starts
-    where our default PTQ ends (its ranges and bias-corrected biases; `qat_init: minmax`: min/max ranges)
-    on the first `qat_calib_images` training images through the eval transform (the same on every worker)."""
+    where our default PTQ ends (its ranges, AdaRound's rounding and bias-corrected biases; `qat_init: minmax`:
+    min/max ranges) on the first `qat_calib_images` training images through the eval transform (the same on every worker)."""
     from quantize.qat.distill import DistillationNet
     from quantize.qat.network import QATMobileNetV1, initialise_ranges, start_from_plan
     from toolkit.validate import eval_batches
@@ -71,10 +71,12 @@ def create_qat_networks(config: TrainConfig, num_classes: int, spec, say=print):
                                                         batch_size=64)])
     if qat.init == "ptq":
         graph, plan = _ptq_plan(config, images)
-        start_from_plan(student, graph, plan)
+        moved = start_from_plan(student, graph, plan)
+        start = f"our default PTQ (AdaRound's rounding: {moved} weights moved)"
     else:
         initialise_ranges(student, [images[i:i + 64] for i in range(0, len(images), 64)])
-    say(f"QAT of {Path(config.model.checkpoint).name}: {qat.ranges} ranges, first set by {qat.init} on "
+        start = "min/max ranges"
+    say(f"QAT of {Path(config.model.checkpoint).name}: {qat.ranges} ranges, starting from {start} on "
         f"{len(images)} training images; {qat.distill} distillation"
         + (f" + {qat.label_weight} x labels" if qat.label_weight else ""))
     clean.set_train(False)
@@ -95,26 +97,18 @@ def qat_network_from_plan(checkpoint: Path, card, float_graph, plan):
     return network
 
 
-def ptq_start_recipe():
-    """Our default recipe without AdaRound: QAT's fake quantization rounds the weights to nearest (and
-    learns the weights themselves), so the start's biases are corrected for nearest-rounded weights."""
-    from quantize import Recipe
-
-    return Recipe.load("default").replace(adaround=False)
-
-
 def _ptq_plan(config: TrainConfig, images: np.ndarray):
-    """(lowered float graph, the QuantPlan of `ptq_start_recipe`) of the source checkpoint."""
+    """(lowered float graph, the QuantPlan of our default recipe) of the source checkpoint."""
     from converters.onnx_import import import_onnx
     from converters.passes import lower_for_tflite
-    from quantize import Quantizer
+    from quantize import Quantizer, Recipe
     from toolkit.card import load_card
     from toolkit.export import export_model
 
     with tempfile.TemporaryDirectory(prefix="mnv1-tk-qat-") as scratch:
         onnx = export_model(config.model.checkpoint, Path(scratch), formats=("onnx",))["onnx"]
         graph = lower_for_tflite(import_onnx(onnx, load_card(onnx)))
-    result = Quantizer(ptq_start_recipe()).quantize(graph, images)
+    result = Quantizer(Recipe.load("default")).quantize(graph, images)
     return result.float_graph, result.plan
 
 
