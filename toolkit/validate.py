@@ -6,6 +6,7 @@ crop_pct, interpolation), so every format is measured on exactly the same input.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -119,22 +120,29 @@ def validate(model_path: str | Path, dataset_spec: DatasetSpec, split: str = "va
                                                num_classes=num_classes), **overrides)
     else:
         card = resolve_card(path, **overrides)
-    _use_graph_mode(path)
-    predictor = load_predictor(path, card=card)
-    with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=Console(stderr=True),
-                  transient=True) as progress:
-        metrics = evaluate(predictor, dataset_spec, split, limit, batch_size, progress=progress)
+    with _graph_mode_for(path):
+        predictor = load_predictor(path, card=card)
+        with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=Console(stderr=True),
+                      transient=True) as progress:
+            metrics = evaluate(predictor, dataset_spec, split, limit, batch_size, progress=progress)
     return ValidationResult(model=str(path), runtime=predictor.name, dataset=dataset_spec.name, split=split,
                             top1=metrics["top1"], top5=metrics["top5"], count=metrics["count"],
                             seconds=round(metrics["seconds"], 3))
 
 
-def _use_graph_mode(path: Path) -> None:
-    """MindSpore runs a rebuilt checkpoint much faster compiled."""
-    if path.suffix == ".ckpt":
-        import mindspore as ms
+@contextlib.contextmanager
+def _graph_mode_for(path: Path):
+    """MindSpore runs a rebuilt checkpoint much faster compiled; the caller's mode comes back after."""
+    if path.suffix != ".ckpt":
+        yield
+        return
+    import mindspore as ms
 
+    from toolkit.runtimes.mindspore_rt import caller_execution_mode_kept
+
+    with caller_execution_mode_kept():
         ms.set_context(mode=ms.GRAPH_MODE)
+        yield
 
 
 def print_report(result: ValidationResult, as_json: bool = False) -> None:

@@ -87,3 +87,20 @@ def test_fine_tuning_reinitialises_the_head(trained_digits, tmp_path):
     # The backbone came from the trained model: 10 steps suffice for a new head (from scratch, a whole
     # epoch of 1,437 images reaches about 20%).
     assert validate(out / "mobilenet_v1_025_best.ckpt", DatasetSpec("digits")).top1 > 0.8
+
+
+def test_train_and_validate_give_the_callers_execution_mode_back(trained_digits, tmp_path):
+    """Both compile in graph mode; a caller running PyNative (bench/qat_ceiling.py patches functions the
+    graph compiler cannot parse) must get PyNative back."""
+    import mindspore as ms
+    from rich.console import Console
+
+    from toolkit.train import train
+
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    config = load_config("mobilenet_v1_025_digits", {"ckpt_save_dir": str(tmp_path), "epoch_size": 1,
+                                                     "val_while_train": False}, ["num_samples=64"])
+    train(config, console=Console(stderr=True, quiet=True))
+    assert ms.get_context("mode") == ms.PYNATIVE_MODE
+    assert validate(trained_digits.checkpoint, DatasetSpec("digits"), limit=64).count == 64
+    assert ms.get_context("mode") == ms.PYNATIVE_MODE

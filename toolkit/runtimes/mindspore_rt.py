@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,19 @@ import numpy as np
 from toolkit.card import ModelCard, load_card
 from toolkit.errors import ModelCardError, ModelFileError
 from toolkit.runtimes.base import InputSpec, Predictor, register_runtime
+
+
+@contextlib.contextmanager
+def caller_execution_mode_kept():
+    """Give MindSpore's execution mode (graph or PyNative) back to what it was when the block ends:
+    training and checkpoint validation compile in graph mode, a caller may run PyNative."""
+    import mindspore as ms
+
+    mode = ms.get_context("mode")
+    try:
+        yield
+    finally:
+        ms.set_context(mode=mode)
 
 
 def build_model(card: ModelCard):

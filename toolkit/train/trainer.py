@@ -448,9 +448,12 @@ def _epoch_line(record: dict, epochs: int, improved: bool) -> str:
 def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
     """Train a MobileNetV1 as `config` says; checkpoints, cards, metrics.jsonl and config.yaml go to
     `config.checkpoint.directory`."""
+    from toolkit.runtimes.mindspore_rt import caller_execution_mode_kept
+
     if config.qat.enabled:
         config = with_source_model(config)
-    return Trainer(config, console).fit()
+    with caller_execution_mode_kept():
+        return Trainer(config, console).fit()
 
 
 def train_from_config(config_file: str | Path | None = None, overrides: dict | None = None,
