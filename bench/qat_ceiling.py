@@ -1,10 +1,11 @@
 """Where the int8 logits SQNR goes, and so what QAT can win: weight rounding vs activation rounding.
 
-For tuning models of `bench/model_set.py`, the fake-quant network of `quantize/qat/` starts where our
-default PTQ (minmax + bias correction) ends, and runs on the clean val split with parts of the
-quantization switched off (float values instead of rounded ones, same ranges and clipping):
+For tuning models of `bench/model_set.py`, the fake-quant network of `quantize/qat/` takes our default
+PTQ's ranges, and runs on the clean val split with parts of the quantization switched off (float values
+instead of rounded ones, same ranges and clipping):
 
-- weights int8 only, activations int8 only, both, both with PTQ's bias correction (QAT's start);
+- weights int8 only (rounded to nearest, or AdaRound's), activations int8 only, both, and both with
+  AdaRound's weights and the PTQ's bias correction (QAT's start);
 - each activation tensor alone (the input, every layer's output, the logits): its share of the
   activation rounding noise.
 
@@ -91,15 +92,18 @@ def analyse(model, per_tensor: bool, console) -> dict:
         logits = np.concatenate([net(ms.Tensor(images[i:i + 128])).asnumpy() for i in range(0, len(images), 128)])
         return evaluate(logits, reference, labels)["sqnr_db"]
 
-    plain = network(dataclasses.replace(ptq.plan, biases={}))
+    plain = network(dataclasses.replace(ptq.plan, biases={}, round_up={}))
+    adarounded = network(dataclasses.replace(ptq.plan, biases={}))
     quantizers = plain.quantizers()
     rows = {}
-    for name, weights, activations in (("none (ranges only)", False, ()), ("weights", True, ()),
-                                       ("activations", False, "all"), ("both", True, "all")):
-        with simulated(plain, weights, activations):
-            rows[name] = sqnr(plain)
+    for name, net, weights, activations in (("none (ranges only)", plain, False, ()),
+                                            ("weights (nearest)", plain, True, ()),
+                                            ("weights (AdaRound)", adarounded, True, ()),
+                                            ("activations", plain, False, "all"), ("both (nearest)", plain, True, "all")):
+        with simulated(net, weights, activations):
+            rows[name] = sqnr(net)
         console.print(f"  {model.spec.name}: int8 {name}: {rows[name]:.2f} dB")
-    rows["both + bias correction (QAT's start)"] = sqnr(network(ptq.plan))
+    rows["both, AdaRound + bias correction (QAT's start)"] = sqnr(network(ptq.plan))
     result = {"model": model.spec.name, "sqnr_db": rows}
     if per_tensor:
         names = ["input"] + [f"layer{i}" for i in range(len(quantizers) - 2)] + ["logits"]
