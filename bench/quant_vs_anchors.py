@@ -206,8 +206,11 @@ def is_anchor(name: str) -> bool:
     return not name.startswith("ours")
 
 
-def best_anchor(methods: dict, split: str) -> tuple[str, dict]:
+def best_anchor(methods: dict, split: str) -> tuple[str, dict] | None:
+    """The anchor with the best SQNR on `split`; None when no anchor ran (`--only ours ...`)."""
     ok = {n: r for n, r in methods.items() if is_anchor(n) and "error" not in r}
+    if not ok:
+        return None
     name = max(ok, key=lambda n: (ok[n][split]["sqnr_db"], ok[n][split]["top1_agreement"]))
     return name, ok[name][split]
 
@@ -250,9 +253,13 @@ def summary(results: list[dict]) -> tuple[list[dict], object]:
         table.add_column(column)
     verdicts = []
     for result in results:
-        ours = result["methods"]["ours (default)"]
+        ours = result["methods"].get("ours (default)")
         for split in ("clean", "perturbed"):
-            name, anchor = best_anchor(result["methods"], split)
+            best = best_anchor(result["methods"], split)
+            if best is None or ours is None or "error" in ours:
+                table.add_row(result["model"], split, *[""] * 6, "no anchor or no default ran: no verdict")
+                continue
+            name, anchor = best
             delta = ours[split]["sqnr_db"] - anchor["sqnr_db"]
             images_lost = round((anchor["top1_agreement"] - ours[split]["top1_agreement"]) * result["eval_images"][split])
             if images_lost > agreement_noise(anchor, ours[split], result["eval_images"][split]) or delta < -SQNR_TIE_DB:
@@ -291,8 +298,9 @@ def plot(results: list[dict], path: Path, window_db: float = 5.0) -> None:
             for xi, value in zip(x, values):
                 if value < floor:
                     axis.text(xi, floor + 0.1, f"{value:.0f}", ha="center", fontsize=6, rotation=90)
-            anchor, _ = best_anchor(methods, split)
-            axis.axhline(methods[anchor][split]["sqnr_db"], color="black", alpha=shade, linestyle="--", linewidth=0.8)
+            best = best_anchor(methods, split)
+            if best:
+                axis.axhline(best[1]["sqnr_db"], color="black", alpha=shade, linestyle="--", linewidth=0.8)
         axis.set_ylim(floor, top + 0.5)
         axis.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
         axis.set_ylabel("logits SQNR (dB)")

@@ -8,14 +8,19 @@ its int8 range), and anneals a regulariser that drives every h to 0 or 1.
 The patches come from the float model: for each layer, `rows` random output positions with their
 receptive fields. Each step fits a minibatch of them (an epoch visits them all): all of them for a
 small layer, fewer for a large one, so that no step costs much more than `step_work`. Conv and
-fully-connected layers are one matrix product; a depthwise layer is a product per channel.
+fully-connected layers are one matrix product (BLAS); the rest of a step (the rectified sigmoid, the
+soft weights, the regulariser and Adam; a depthwise layer's whole gradient) runs in numba kernels that
+each make one pass over their arrays on all cores.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
+import numba
 import numpy as np
 
 from converters.ir import Graph, Node, QuantParams
@@ -26,6 +31,10 @@ from quantize.params import (
 )
 from quantize.plan import QuantPlan
 from quantize.transform import quantizable_layers, tensor_params
+
+if "NUMBA_THREADING_LAYER" not in os.environ:  # OpenMP's spinning workers slow the BLAS calls between kernels
+    numba.config.THREADING_LAYER = "workqueue"
+_KERNELS = threading.Lock()  # the workqueue layer aborts the process if two threads launch kernels at once
 
 ZETA, GAMMA = 1.1, -0.1  # the rectified sigmoid's stretch
 SATURATES_AT = float(np.log((1 - GAMMA) / (ZETA - 1)))  # |V| beyond which h(V) is 0 or 1 (ZETA - 1 = -GAMMA)
@@ -118,92 +127,165 @@ def layer_arrays(graph: Graph, plan: QuantPlan, node: Node) -> tuple[np.ndarray,
     return weight, bias, plan.weights[node.name]
 
 
-class _RelaxedRounding:
-    """h(V) = clip(sigmoid(V) (zeta - gamma) + gamma, 0, 1) and dh/dV, updated in place (the weights can
-    number a million, so every pass over them counts)."""
-
-    def __init__(self, v: np.ndarray):
-        self.v = v
-        self.h, self.dh_dv = np.empty_like(v), np.empty_like(v)
-
-    def update(self) -> None:
-        sig, raw = self.dh_dv, self.h
-        np.negative(self.v, out=sig)
-        np.exp(sig, out=sig)
-        sig += 1
-        np.reciprocal(sig, out=sig)
-        np.multiply(sig, np.float32(ZETA - GAMMA), out=raw)
-        raw += np.float32(GAMMA)
-        np.clip(raw, 0, 1, out=raw)
-        inside = np.abs(self.v) < np.float32(SATURATES_AT)
-        sig *= 1 - sig
-        sig *= inside
-        sig *= np.float32(ZETA - GAMMA)
+# The steps' elementwise work, each fused into one pass over its arrays on all cores. Weights are viewed
+# as 2-D [rows, cols] with the per-channel scale along one of the two (the other's scale is 1).
+_F = np.float32
+_STRETCH, _SHIFT, _SATURATES = _F(ZETA - GAMMA), _F(GAMMA), _F(SATURATES_AT)
+_B1, _B2 = _F(0.9), _F(0.999)
 
 
-def _regulariser_gradient(h: np.ndarray, beta: float) -> np.ndarray:
-    """d/dh of sum(1 - |2h - 1|^beta), the term that drives every h to 0 or 1."""
-    centred = 2 * h - 1
-    magnitude = np.abs(centred)
-    with np.errstate(divide="ignore"):
-        np.log(magnitude, out=magnitude)
-    magnitude *= np.float32(beta - 1)
-    np.exp(magnitude, out=magnitude)
-    return np.copysign(magnitude, centred, out=magnitude) * np.float32(-2 * beta)
+@numba.njit(parallel=True, cache=True)
+def _soft_weights(v, base, ceiling, row_scale, col_scale, h, dh_dv, w_soft):
+    """h = clip(sigmoid(v) (zeta - gamma) + gamma, 0, 1), dh/dv, and w_soft = (base + min(h, ceiling)) s."""
+    for i in numba.prange(v.shape[0]):
+        for j in range(v.shape[1]):
+            if abs(v[i, j]) < _SATURATES:
+                sig = _F(1) / (_F(1) + np.exp(-v[i, j]))
+                h[i, j] = min(max(sig * _STRETCH + _SHIFT, _F(0)), _F(1))
+                dh_dv[i, j] = sig * (_F(1) - sig) * _STRETCH
+            else:  # saturated: h is exactly 0 or 1
+                h[i, j] = _F(1) if v[i, j] > 0 else _F(0)
+                dh_dv[i, j] = _F(0)
+            w_soft[i, j] = (base[i, j] + min(h[i, j], ceiling[i, j])) * (row_scale[i] * col_scale[j])
+
+
+@numba.njit(parallel=True, cache=True)
+def _adam_step(v, grad, h, dh_dv, row_scale, col_scale, m, s2, regularisation, beta, step_size, eps):
+    """One Adam step on v from the output gradient (w.r.t. the soft weights) plus the rounding
+    regulariser's, d/dh of regularisation * sum(1 - |2h - 1|^beta)."""
+    for i in numba.prange(v.shape[0]):
+        for j in range(v.shape[1]):
+            g = _F(0)
+            if dh_dv[i, j] != 0:  # else h is saturated and v gets no gradient
+                g = grad[i, j] * (row_scale[i] * col_scale[j])
+                centred = _F(2) * h[i, j] - _F(1)
+                if regularisation > 0 and centred != 0:
+                    g -= regularisation * _F(2) * beta * np.copysign(abs(centred) ** (beta - _F(1)), centred)
+                g *= dh_dv[i, j]
+            m[i, j] = _B1 * m[i, j] + (_F(1) - _B1) * g
+            s2[i, j] = _B2 * s2[i, j] + (_F(1) - _B2) * g * g
+            v[i, j] -= step_size * m[i, j] / (np.sqrt(s2[i, j]) + eps)
+
+
+@numba.njit(parallel=True, cache=True)
+def _output_gradient(y, bias, target, lo, hi, coefficient):
+    """In place: y + bias -> d loss / d y of the clipped reconstruction loss, times `coefficient`."""
+    for i in numba.prange(y.shape[0]):
+        for j in range(y.shape[1]):
+            out = y[i, j] + bias[j]
+            y[i, j] = (out - target[i, j]) * coefficient if lo < out < hi else _F(0)
+
+
+@numba.njit(parallel=True, cache=True)
+def _depthwise_forward(patches, rows, w, y):
+    """y[r, c] = sum_k patches[rows[r], k, c] w[k, c]."""
+    for r in numba.prange(len(rows)):
+        row = patches[rows[r]]
+        for c in range(w.shape[1]):
+            y[r, c] = 0
+        for k in range(w.shape[0]):
+            for c in range(w.shape[1]):
+                y[r, c] += row[k, c] * w[k, c]
+
+
+@numba.njit(parallel=True, cache=True)
+def _depthwise_gradient(patches, rows, w, bias, target, lo, hi, coefficient, partial):
+    """d loss / d w of a depthwise layer in one pass over its patches: each row's output, its gradient
+    (as `_output_gradient`) and its share of dw, summed per thread into partial[t] (sum them after)."""
+    threads = len(partial)
+    for t in numba.prange(threads):
+        y = np.empty(w.shape[1], w.dtype)
+        dw = partial[t]
+        dw[:] = 0
+        for r in range(t * len(rows) // threads, (t + 1) * len(rows) // threads):
+            row = patches[rows[r]]
+            for c in range(w.shape[1]):
+                y[c] = bias[c]
+            for k in range(w.shape[0]):
+                for c in range(w.shape[1]):
+                    y[c] += row[k, c] * w[k, c]
+            for c in range(w.shape[1]):
+                y[c] = (y[c] - target[r, c]) * coefficient if lo < y[c] < hi else _F(0)
+            for k in range(w.shape[0]):
+                for c in range(w.shape[1]):
+                    dw[k, c] += row[k, c] * y[c]
+
+
+def _as_matrix(weight: np.ndarray, scale: np.ndarray, axis: int):
+    """The weight as [rows, cols] and its scale as (row_scale, col_scale), float64."""
+    if axis == 0:
+        matrix = weight.reshape(len(weight), -1)
+        return matrix, np.broadcast_to(scale, len(matrix)), np.ones(matrix.shape[1])
+    matrix = weight.reshape(-1, weight.shape[-1])
+    return matrix, np.ones(len(matrix)), np.broadcast_to(scale, matrix.shape[1])
 
 
 def round_layer(node: Node, weight: np.ndarray, bias: np.ndarray, params: QuantParams, patches: np.ndarray,
                 output_range: tuple[float, float], config: AdaRoundConfig) -> np.ndarray:
     """The learnt rounding of one layer: 1 where a weight rounds up from floor(w/s), else 0 (int8)."""
-    lo, hi = output_range
+    with _KERNELS:
+        return _round_layer(node, weight, bias, params, patches, output_range, config)
+
+
+def _round_layer(node: Node, weight: np.ndarray, bias: np.ndarray, params: QuantParams, patches: np.ndarray,
+                 output_range: tuple[float, float], config: AdaRoundConfig) -> np.ndarray:
+    lo, hi = _F(output_range[0]), _F(output_range[1])
     rng = np.random.default_rng(config.seed)
-    patches = patches.astype(np.float32)
-    forward, _ = _linear_fns(node, patches)
-    target = np.clip(forward(weight.astype(np.float32)) + bias, lo, hi).astype(np.float32)
-    scale = broadcast_scale(params.scale.astype(np.float64), weight.ndim, WEIGHT_AXIS[node.op])
-    base = np.floor(weight / scale)
-    rounding = _RelaxedRounding(_initial_v(weight / scale - base).astype(np.float32))
-    ceiling = np.float32(WEIGHT_MAX) - base.astype(np.float32)  # base + h never passes the int8 maximum
-    base, scale, bias = base.astype(np.float32), scale.astype(np.float32), bias.astype(np.float32)
-    m, s2 = np.zeros_like(rounding.v), np.zeros_like(rounding.v)
-    b1, b2, eps = 0.9, 0.999, 1e-8
+    axis = WEIGHT_AXIS[node.op]
+    depthwise = node.op == "depthwise_conv2d"
+    patches = np.ascontiguousarray(patches, _F)
+    patches = patches.reshape(len(patches), -1, patches.shape[-1]) if depthwise else patches.reshape(len(patches), -1)
+    w_float, row_scale, col_scale = _as_matrix(weight, params.scale.astype(np.float64).reshape(-1), axis)
+    w_scale = row_scale[:, None] * col_scale[None, :]
+    base = np.floor(w_float / w_scale)  # as quantize_weight floors, in float64
+    v = _initial_v(w_float / w_scale - base).astype(_F)
+    ceiling = (WEIGHT_MAX - base).astype(_F)  # base + h never passes the int8 maximum
+    base, bias, row_scale, col_scale = (a.astype(_F) for a in (base, bias, row_scale, col_scale))
+    h, dh_dv, w_soft, m, s2 = (np.zeros_like(v) for _ in range(5))
+    everything = np.arange(len(patches))
+    partial = np.empty((numba.get_num_threads(), *v.shape), _F) if depthwise else None
+
+    def gradient(rows: np.ndarray, target: np.ndarray, coefficient: np.float32) -> np.ndarray:
+        """d loss / d w_soft on the patches `rows`, whose clipped float outputs are `target`."""
+        if depthwise:
+            _depthwise_gradient(patches, rows, w_soft, bias, target, lo, hi, coefficient, partial)
+            return partial.sum(axis=0)
+        x = patches if rows is everything else patches[rows]
+        d_y = x @ w_soft.T
+        _output_gradient(d_y, bias, target, lo, hi, coefficient)
+        return d_y.T @ x
+
+    if depthwise:
+        target = np.empty((len(patches), v.shape[1]), _F)
+        _depthwise_forward(patches, everything, w_float.astype(_F), target)
+    else:
+        target = patches @ w_float.astype(_F).T
+    target += bias
+    np.clip(target, lo, hi, out=target)
     warm = int(config.warmup * config.iterations)
-    outputs = weight.shape[WEIGHT_AXIS[node.op]]
+    outputs = weight.shape[axis]
     batch = min(len(patches), max(config.min_batch, config.step_work // (weight.size + OUTPUT_WORK * outputs)))
-    order, cursor = None, len(patches)
+    order, cursor = everything, len(patches)
     for step in range(1, config.iterations + 1):
-        if cursor + batch > len(patches):  # a new epoch
-            order, cursor = rng.permutation(len(patches)), 0
-        rows = order[cursor:cursor + batch]
-        cursor += batch
-        forward, backward = _linear_fns(node, patches[rows])
-        rounding.update()
-        w_soft = np.minimum(rounding.h, ceiling)
-        w_soft += base
-        w_soft *= scale
-        y = forward(w_soft) + bias
-        d_y = (y - target[rows]) * ((y > lo) & (y < hi))
-        d_y *= np.float32(2 / batch)
-        grad = backward(d_y)
-        grad *= scale
+        if batch == len(patches):
+            rows = everything  # every row each step: the order does not matter
+        else:
+            if cursor + batch > len(patches):  # a new epoch
+                order, cursor = rng.permutation(len(patches)), 0
+            rows = order[cursor:cursor + batch]
+            cursor += batch
+        _soft_weights(v, base, ceiling, row_scale, col_scale, h, dh_dv, w_soft)
+        grad = gradient(rows, target if rows is everything else target[rows], _F(2 / len(rows)))
+        regularisation, beta = _F(0), _F(0)
         if step > warm:
             progress = (step - warm) / max(1, config.iterations - warm)
-            beta = config.beta[0] + (config.beta[1] - config.beta[0]) * progress
-            grad += np.float32(config.regularisation) * _regulariser_gradient(rounding.h, beta)
-        grad *= rounding.dh_dv
-        m *= b1
-        m += np.float32(1 - b1) * grad
-        grad *= grad
-        s2 *= b2
-        s2 += np.float32(1 - b2) * grad
-        step_size = np.float32(config.learning_rate * np.sqrt(1 - b2 ** step) / (1 - b1 ** step))
-        denominator = np.sqrt(s2)
-        denominator += np.float32(eps * np.sqrt(1 - b2 ** step))
-        np.divide(m, denominator, out=denominator)
-        denominator *= step_size
-        rounding.v -= denominator
-    rounding.update()
-    return (rounding.h >= 0.5).astype(np.int8)
+            regularisation = _F(config.regularisation)
+            beta = _F(config.beta[0] + (config.beta[1] - config.beta[0]) * progress)
+        step_size = _F(config.learning_rate * np.sqrt(1 - 0.999 ** step) / (1 - 0.9 ** step))
+        _adam_step(v, grad, h, dh_dv, row_scale, col_scale, m, s2, regularisation, beta, step_size,
+                   _F(1e-8 * np.sqrt(1 - 0.999 ** step)))
+    _soft_weights(v, base, ceiling, row_scale, col_scale, h, dh_dv, w_soft)
+    return (h >= 0.5).astype(np.int8).reshape(weight.shape)
 
 
 def reconstruction_error(node: Node, weight: np.ndarray, bias: np.ndarray, params: QuantParams, patches: np.ndarray,

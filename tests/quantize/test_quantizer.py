@@ -105,6 +105,35 @@ def test_adaround_lowers_the_layer_output_error_on_held_out_images(digits_set):
         assert learnt < 0.9 * nearest, node.name
 
 
+def test_adaround_from_several_threads_matches_one_at_a_time(digits_set):
+    """AdaRound's kernels share one thread pool, which aborts the process on concurrent launches: threads
+    quantizing at once must wait their turn and get what one thread gets."""
+    import threading
+
+    from quantize.adaround import AdaRoundConfig, layer_arrays, layer_output_range, layer_patches, round_layer
+
+    result = Quantizer(Recipe(method="minmax", cle=False, bias_correction=False)).quantize(digits_set.graph,
+                                                                                          digits_set.calib[:64])
+    graph, plan, config = result.float_graph, result.plan, AdaRoundConfig(iterations=30)
+    patches = layer_patches(graph, plan, to_nhwc(digits_set.calib[:64]), config)
+    layers = [n for n in graph.nodes if n.name in plan.weights][:4]
+
+    def rounding() -> list[np.ndarray]:
+        return [round_layer(n, *layer_arrays(graph, plan, n), patches[n.name], layer_output_range(plan, n), config)
+                for n in layers]
+
+    alone = rounding()
+    together = {}
+    threads = [threading.Thread(target=lambda i=i: together.__setitem__(i, rounding())) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for i in range(3):
+        for expected, got in zip(alone, together[i]):
+            np.testing.assert_array_equal(got, expected)
+
+
 def test_adaround_rounding_reaches_the_int8_weights(digits_set):
     from quantize.params import WEIGHT_AXIS
 
