@@ -7,7 +7,8 @@ its int8 range), and anneals a regulariser that drives every h to 0 or 1.
 
 The patches come from the float model: for each layer, `rows` random output positions with their
 receptive fields. Each step fits a minibatch of them (an epoch visits them all): all of them for a
-small layer, fewer for a large one, so that no step costs much more than `step_work`. Conv and
+small layer, fewer for a large one, so that no step costs much more than `step_work`; a layer so large
+that even `min_batch` rows cost more takes proportionally fewer steps (at least `min_iterations`). Conv and
 fully-connected layers are one matrix product (BLAS); the rest of a step (the rectified sigmoid, the
 soft weights, the regulariser and Adam; a depthwise layer's whole gradient) runs in numba kernels that
 each make one pass over their arrays on all cores.
@@ -47,7 +48,8 @@ class AdaRoundConfig:
     rows: int = 2048            # output positions per layer the reconstruction is fitted on
     step_work: int = 2 ** 26    # the work of one step, in multiply-adds, sets its minibatch: all rows for a
     min_batch: int = 256        # small layer, down to min_batch rows for the largest
-    iterations: int = 500
+    iterations: int = 500       # fewer, down to min_iterations, for a layer whose min_batch step costs over
+    min_iterations: int = 100   # step_work: in proportion, so that it costs no more than iterations x step_work
     learning_rate: float = 1e-2
     regularisation: float = 0.01
     warmup: float = 0.2         # share of the iterations without the rounding regulariser
@@ -262,11 +264,14 @@ def _round_layer(node: Node, weight: np.ndarray, bias: np.ndarray, params: Quant
         target = patches @ w_float.astype(_F).T
     target += bias
     np.clip(target, lo, hi, out=target)
-    warm = int(config.warmup * config.iterations)
     outputs = weight.shape[axis]
-    batch = min(len(patches), max(config.min_batch, config.step_work // (weight.size + OUTPUT_WORK * outputs)))
+    row_work = weight.size + OUTPUT_WORK * outputs
+    batch = min(len(patches), max(config.min_batch, config.step_work // row_work))
+    iterations = max(min(config.iterations, config.min_iterations),  # no layer costs much over iterations x step_work
+                     round(config.iterations * min(1.0, config.step_work / (batch * row_work))))
+    warm = int(config.warmup * iterations)
     order, cursor = everything, len(patches)
-    for step in range(1, config.iterations + 1):
+    for step in range(1, iterations + 1):
         if batch == len(patches):
             rows = everything  # every row each step: the order does not matter
         else:
@@ -278,7 +283,7 @@ def _round_layer(node: Node, weight: np.ndarray, bias: np.ndarray, params: Quant
         grad = gradient(rows, target if rows is everything else target[rows], _F(2 / len(rows)))
         regularisation, beta = _F(0), _F(0)
         if step > warm:
-            progress = (step - warm) / max(1, config.iterations - warm)
+            progress = (step - warm) / max(1, iterations - warm)
             regularisation = _F(config.regularisation)
             beta = _F(config.beta[0] + (config.beta[1] - config.beta[0]) * progress)
         step_size = _F(config.learning_rate * np.sqrt(1 - 0.999 ** step) / (1 - 0.9 ** step))
