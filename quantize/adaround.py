@@ -28,7 +28,7 @@ from converters.ir import Graph, Node, QuantParams
 from converters.ir.execute import run as run_float
 from converters.ir.ops import attr
 from quantize.params import (
-    QMAX, QMIN, WEIGHT_AXIS, WEIGHT_MAX, broadcast_scale, dequantize_weight, fake_quantize, quantize_weight,
+    QMAX, QMIN, WEIGHT_AXIS, WEIGHT_MAX, dequantize_weight, fake_quantize, quantize_weight,
 )
 from quantize.plan import QuantPlan
 from quantize.transform import quantizable_layers, tensor_params
@@ -179,18 +179,6 @@ def _output_gradient(y, bias, target, lo, hi, coefficient):
 
 
 @numba.njit(parallel=True, cache=True)
-def _depthwise_forward(patches, rows, w, y):
-    """y[r, c] = sum_k patches[rows[r], k, c] w[k, c]."""
-    for r in numba.prange(len(rows)):
-        row = patches[rows[r]]
-        for c in range(w.shape[1]):
-            y[r, c] = 0
-        for k in range(w.shape[0]):
-            for c in range(w.shape[1]):
-                y[r, c] += row[k, c] * w[k, c]
-
-
-@numba.njit(parallel=True, cache=True)
 def _depthwise_gradient(patches, rows, w, bias, target, lo, hi, coefficient, partial):
     """d loss / d w of a depthwise layer in one pass over its patches: each row's output, its gradient
     (as `_output_gradient`) and its share of dw, summed per thread into partial[t] (sum them after)."""
@@ -236,6 +224,9 @@ def _round_layer(node: Node, weight: np.ndarray, bias: np.ndarray, params: Quant
     axis = WEIGHT_AXIS[node.op]
     depthwise = node.op == "depthwise_conv2d"
     patches = np.ascontiguousarray(patches, _F)
+    forward, _ = _linear_fns(node, patches)
+    target = forward(weight.astype(_F)) + bias.astype(_F)
+    np.clip(target, lo, hi, out=target)
     patches = patches.reshape(len(patches), -1, patches.shape[-1]) if depthwise else patches.reshape(len(patches), -1)
     w_float, row_scale, col_scale = _as_matrix(weight, params.scale.astype(np.float64).reshape(-1), axis)
     w_scale = row_scale[:, None] * col_scale[None, :]
@@ -257,13 +248,6 @@ def _round_layer(node: Node, weight: np.ndarray, bias: np.ndarray, params: Quant
         _output_gradient(d_y, bias, target, lo, hi, coefficient)
         return d_y.T @ x
 
-    if depthwise:
-        target = np.empty((len(patches), v.shape[1]), _F)
-        _depthwise_forward(patches, everything, w_float.astype(_F), target)
-    else:
-        target = patches @ w_float.astype(_F).T
-    target += bias
-    np.clip(target, lo, hi, out=target)
     outputs = weight.shape[axis]
     row_work = weight.size + OUTPUT_WORK * outputs
     batch = min(len(patches), max(config.min_batch, config.step_work // row_work))
