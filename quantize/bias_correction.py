@@ -32,6 +32,11 @@ def _chunked(fn, x: np.ndarray) -> np.ndarray:
     return np.concatenate([fn(x[i:i + CHUNK]) for i in range(0, len(x), CHUNK)])
 
 
+def _channel_mean(x: np.ndarray) -> np.ndarray:
+    """Mean over every axis but the last (channels), summed in float64."""
+    return x.reshape(-1, x.shape[-1]).sum(axis=0, dtype=np.float64) / (x.size // x.shape[-1])
+
+
 def _release_after(graph: Graph) -> dict[str, list[str]]:
     """node name -> activations whose last reader is that node (free them once it has run)."""
     last: dict[str, str] = {}
@@ -67,15 +72,15 @@ def correct_biases(graph: Graph, plan: QuantPlan, images: np.ndarray, kernels: s
             acc = _chunked(lambda x: reference.accumulate(qgraph, node, x), x_q)
             s_in = np.float64(qgraph.tensors[node.inputs[0]].quant.scale[0])
             scale = s_in * qgraph.tensors[node.inputs[1]].quant.scale.astype(np.float64)
-            axes = tuple(range(acc.ndim - 1))
-            error = (acc * scale - pre_f).mean(axis=axes)
+            error = _channel_mean(acc) * scale - _channel_mean(pre_f)
             bias = plan.biases.get(node.name, graph.const(fnode.inputs[2])).astype(np.float64) - error
             plan.biases[node.name] = bias.astype(np.float32)
             b_params = bias_params(qgraph.tensors[node.inputs[0]].quant, qgraph.tensors[node.inputs[1]].quant)
             new_q = quantize_bias(bias, b_params)
-            acc = acc + (new_q.astype(np.int64) - qgraph.const(node.inputs[2]).astype(np.int64))
+            bias_step = new_q.astype(np.int64) - qgraph.const(node.inputs[2]).astype(np.int64)
+            acc += bias_step
             qgraph.tensors[node.inputs[2]].data = new_q
-            after = (acc * scale - pre_f).mean(axis=axes)
+            after = error + bias_step * scale
             report[node.name] = (float(np.mean(np.abs(error))), float(np.mean(np.abs(after))))
             qvals[node.outputs[0]] = reference.finish(acc, qgraph, node, kernels)
         elif reference.is_quantized(qgraph, node):

@@ -1,11 +1,11 @@
-"""Integer reference executor: computes, in NumPy, exactly what TFLite's int8 kernels compute.
+"""Integer reference executor: computes, in NumPy and numba, exactly what TFLite's int8 kernels compute.
 
 Conv, depthwise conv and fully-connected accumulate (x - x_zp) * w + bias in int32 (done here in
-float64, which is exact for int8 products summed over any MobileNetV1 layer), requantize with the
-per-channel fixed-point multiplier and shift, add the output zero point and clamp to the fused
-activation range. Average pooling rounds half away from zero. MEAN (the global pool as the TF
-converter writes it, keepdims=False) requantizes its sum as LiteRT's QuantizedMeanOrSum does, in
-both profiles (see `_mean`). QUANTIZE / DEQUANTIZE follow the
+int64 for depthwise layers, and for the others in float32 or float64 GEMMs, whichever holds every
+partial sum exactly), requantize with the per-channel fixed-point multiplier and shift, add the
+output zero point and clamp to the fused activation range. Average pooling rounds half away from
+zero. MEAN (the global pool as the TF converter writes it, keepdims=False) requantizes its sum as
+LiteRT's QuantizedMeanOrSum does, in both profiles (see `_mean`). QUANTIZE / DEQUANTIZE follow the
 float arithmetic of TFLite's kernels. Float nodes (layers kept in float) run on the float executor.
 
 It is the test oracle for the LiteRT int8 output and the tool for explaining quantization errors:
@@ -33,9 +33,9 @@ import numpy as np
 
 from converters.ir import Graph, Node, QuantParams
 from converters.ir.execute import KERNELS as FLOAT_KERNELS
-from converters.ir.execute import pad_nhwc, pool_sums, positions_matmul
+from converters.ir.execute import conv_output_size, depthwise_taps, pad_nhwc, pool_sums, positions_matmul
 from converters.ir.ops import attr
-from quantize.fixed_point import multiply_by_quantized_multiplier, quantize_multiplier
+from quantize.fixed_point import multiply_by_quantized_multiplier, quantize_multiplier, requantize
 
 
 def quantize_value(value: float, q: QuantParams) -> int:
@@ -83,56 +83,73 @@ def finish(acc: np.ndarray, graph: Graph, node: Node, kernels: str) -> np.ndarra
     rounding = rounding_of(node, kernels)
     multiplier, shift = requantize_params(graph, node)
     out_q = graph.tensors[node.outputs[0]].quant
-    y = multiply_by_quantized_multiplier(acc, multiplier, shift, rounding) + out_q.zero_point[0]
-    lo, hi = activation_range(attr(node, "act"), out_q)
-    return np.clip(y, lo, hi).astype(np.int8)
+    return requantize(acc, multiplier, shift, rounding, out_q.zero_point[0], *activation_range(attr(node, "act"), out_q))
 
 
 def accumulate(graph: Graph, node: Node, x: np.ndarray) -> np.ndarray:
     """The int32 accumulator of a conv / depthwise / fully-connected node (bias included), as int64.
 
-    The products are summed in float32 when no partial sum can pass 2**24 (float32 then holds every
-    one exactly; depthwise layers always, most pointwise layers), else in float64 (exact to 2**53)."""
+    Depthwise layers sum their integer products exactly in int64 (numba). Conv and fully-connected
+    layers use float32 GEMMs when no partial sum can pass 2**24 (float32 then holds every one exactly;
+    most pointwise layers), else float64 (exact to 2**53)."""
     x_zp = int(graph.tensors[node.inputs[0]].quant.zero_point[0])
     w = graph.const(node.inputs[1])
-    shifted = x.astype(np.int32) - x_zp
-    out_axis = 3 if node.op == "depthwise_conv2d" else 0
-    largest_sum = (int(np.abs(shifted).max(initial=0))
-                   * int(np.abs(w.astype(np.int64)).sum(axis=tuple(a for a in range(w.ndim) if a != out_axis)).max()))
+    bias = graph.const(node.inputs[2]).astype(np.int64) if len(node.inputs) > 2 else np.int64(0)
+    if node.op == "depthwise_conv2d":
+        acc = _depthwise_accumulate(node, x.astype(np.int32) - x_zp, w.astype(np.int32))
+        acc += bias
+        return acc
+    largest_input = max(int(x.max(initial=x_zp)) - x_zp, x_zp - int(x.min(initial=x_zp)))
+    largest_sum = largest_input * int(np.abs(w.astype(np.int64)).sum(axis=tuple(range(1, w.ndim))).max())
     exact = np.float32 if largest_sum < 2 ** 24 else np.float64
-    w, shifted = w.astype(exact), shifted.astype(exact)
-    bias = graph.const(node.inputs[2]).astype(np.float64) if len(node.inputs) > 2 else 0.0
+    w, shifted = w.astype(exact), x.astype(exact)
+    shifted -= x_zp
     if node.op == "fully_connected":
         acc = shifted.reshape(shifted.shape[0], -1) @ w.T
-        return np.rint(acc.astype(np.float64) + bias).astype(np.int64)
+    else:
+        acc = _conv_accumulate(node, shifted, w)
+    acc = acc.astype(np.int64)
+    acc += bias
+    return acc
+
+
+def _depthwise_accumulate(node: Node, shifted: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """x - x_zp [N,H,W,C] (int32), w [1,kh,kw,C*m] -> the products summed per output [N,OH,OW,C*m] (int64)."""
+    kh, kw, cm = w.shape[1:]
+    mult = cm // shifted.shape[3]
+    if mult > 1:
+        shifted = np.repeat(shifted, mult, axis=3)
+    pt, pl, pb, pr = attr(node, "pads")
+    strides, dilations = tuple(attr(node, "strides")), tuple(attr(node, "dilations"))
+    oh = conv_output_size(shifted.shape[1], kh, strides[0], pt + pb, dilations[0])
+    ow = conv_output_size(shifted.shape[2], kw, strides[1], pl + pr, dilations[1])
+    acc = np.zeros((shifted.shape[0], oh, ow, cm), np.int64)
+    # Taps in the padding add nothing: padded positions hold the real value 0, i.e. x - x_zp = 0.
+    depthwise_taps(np.ascontiguousarray(shifted), np.ascontiguousarray(w[0]), acc, strides, (pt, pl), dilations)
+    return acc
+
+
+def _conv_accumulate(node: Node, shifted: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Exact (float32 or float64) x - x_zp [N,H,W,C], w [O,kh,kw,C/groups] -> products summed [N,OH,OW,O]."""
     sh, sw = attr(node, "strides")
     dh, dw = attr(node, "dilations")
+    kh, kw = w.shape[1], w.shape[2]
+    if (kh, kw) == (1, 1) and (sh, sw) == (1, 1) and attr(node, "groups") == 1 and not any(attr(node, "pads")):
+        return positions_matmul(shifted, w[:, 0, 0, :].T)
     # Padded positions hold the real value 0, i.e. x - x_zp = 0.
     xp = pad_nhwc(shifted, attr(node, "pads"))
-    kh, kw = (w.shape[1], w.shape[2])
     oh = (xp.shape[1] - dh * (kh - 1) - 1) // sh + 1
     ow = (xp.shape[2] - dw * (kw - 1) - 1) // sw + 1
-    if node.op == "depthwise_conv2d":
-        mult = w.shape[3] // xp.shape[3]
-        if mult > 1:
-            xp = np.repeat(xp, mult, axis=3)
-        acc = np.zeros((xp.shape[0], oh, ow, w.shape[3]), exact)
-    else:
-        acc = np.zeros((xp.shape[0], oh, ow, w.shape[0]), exact)
-    groups = attr(node, "groups") if node.op == "conv2d" else 1
+    acc = np.zeros((xp.shape[0], oh, ow, w.shape[0]), shifted.dtype)
+    groups = attr(node, "groups")
+    cg, og = w.shape[3], w.shape[0] // groups
     for i in range(kh):
         for j in range(kw):
             patch = xp[:, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw, :]
-            if node.op == "depthwise_conv2d":
-                acc += patch * w[0, i, j]
-            elif groups == 1:
-                acc += positions_matmul(patch, w[:, i, j, :].T)
-            else:
-                cg, og = w.shape[3], w.shape[0] // groups
-                for g in range(groups):
-                    acc[..., g * og:(g + 1) * og] += positions_matmul(patch[..., g * cg:(g + 1) * cg],
-                                                                      w[g * og:(g + 1) * og, i, j, :].T)
-    return np.rint(acc.astype(np.float64) + bias).astype(np.int64)
+            for g in range(groups):
+                acc[..., g * og:(g + 1) * og] += positions_matmul(patch[..., g * cg:(g + 1) * cg],
+                                                                  w[g * og:(g + 1) * og, i, j, :].T)
+    return acc
 
 
 def _layer(graph: Graph, node: Node, values: dict, kernels: str) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Float reference executor for the IR, in NumPy.
+"""Float reference executor for the IR, in NumPy (depthwise taps in numba).
 
 It runs either layout, on any batch size, and reports every tensor it computes to an optional
 callback: the quantizer calibrates with it, and the passes are tested against it.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numba
 import numpy as np
 
 from converters.ir.graph import Graph, Node
@@ -20,7 +21,8 @@ def apply_act(x: np.ndarray, act: str) -> np.ndarray:
     if act == "relu":
         return np.maximum(x, 0)
     if act == "relu6":
-        return np.clip(x, 0, 6)
+        y = np.maximum(x, 0)
+        return np.minimum(y, 6, out=y)  # np.clip's result, without its slow path
     return x
 
 
@@ -36,6 +38,11 @@ def pad_nhwc(x: np.ndarray, pads) -> np.ndarray:
 
 def conv_nhwc(x: np.ndarray, w_ohwi: np.ndarray, bias, strides, pads, dilations, groups: int) -> np.ndarray:
     """Grouped 2-D convolution. x [N,H,W,C], w [O,kh,kw,C/groups] -> [N,OH,OW,O]."""
+    if w_ohwi.shape[1:3] == (1, 1) and groups == 1 and tuple(strides) == (1, 1) and not any(pads):
+        out = positions_matmul(x, w_ohwi[:, 0, 0, :].T).astype(np.float32, copy=False)
+        if bias is not None:
+            out += bias
+        return out
     sh, sw = strides
     dh, dw = dilations
     xp = pad_nhwc(x, pads)
@@ -59,22 +66,46 @@ def conv_nhwc(x: np.ndarray, w_ohwi: np.ndarray, bias, strides, pads, dilations,
     return out
 
 
-def depthwise_nhwc(x: np.ndarray, w_1hwc: np.ndarray, bias, strides, pads, dilations) -> np.ndarray:
-    """Depthwise convolution, multiplier m. x [N,H,W,C], w [1,kh,kw,C*m] -> [N,OH,OW,C*m]."""
+@numba.njit(cache=True, nogil=True)
+def depthwise_taps(x, w, out, strides, pads, dilations):
+    """out[n, y, x, c] += x[n, ., ., c] * w[i, j, c] over the taps in bounds, in row-major tap order, each
+    product rounded before it is added (no fused multiply-add: the nine-slice NumPy sum, bit for bit)."""
     sh, sw = strides
+    pt, pl = pads
     dh, dw = dilations
+    batch, height, width, channels = x.shape
+    _, oh, ow, _ = out.shape
+    kh, kw, _ = w.shape
+    for n in range(batch):
+        for oy in range(oh):
+            for ox in range(ow):
+                for i in range(kh):
+                    iy = oy * sh - pt + i * dh
+                    if iy < 0 or iy >= height:
+                        continue
+                    for j in range(kw):
+                        ix = ox * sw - pl + j * dw
+                        if 0 <= ix < width:
+                            for c in range(channels):
+                                out[n, oy, ox, c] += x[n, iy, ix, c] * w[i, j, c]
+
+
+def conv_output_size(size: int, kernel: int, stride: int, pad_total: int, dilation: int) -> int:
+    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def depthwise_nhwc(x: np.ndarray, w_1hwc: np.ndarray, bias, strides, pads, dilations) -> np.ndarray:
+    """Depthwise convolution, multiplier m. x [N,H,W,C], w [1,kh,kw,C*m] -> [N,OH,OW,C*m] (float32)."""
     _, kh, kw, cm = w_1hwc.shape
     mult = cm // x.shape[3]
     if mult > 1:
         x = np.repeat(x, mult, axis=3)
-    xp = pad_nhwc(x, pads)
-    _, h, w, _ = xp.shape
-    oh = (h - dh * (kh - 1) - 1) // sh + 1
-    ow = (w - dw * (kw - 1) - 1) // sw + 1
+    pt, pl, pb, pr = pads
+    oh = conv_output_size(x.shape[1], kh, strides[0], pt + pb, dilations[0])
+    ow = conv_output_size(x.shape[2], kw, strides[1], pl + pr, dilations[1])
     out = np.zeros((x.shape[0], oh, ow, cm), dtype=np.float32)
-    for i in range(kh):
-        for j in range(kw):
-            out += xp[:, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw, :] * w_1hwc[0, i, j]
+    depthwise_taps(np.ascontiguousarray(x, np.float32), np.ascontiguousarray(w_1hwc[0], np.float32), out,
+                   tuple(strides), (pt, pl), tuple(dilations))
     if bias is not None:
         out += bias
     return out
@@ -190,7 +221,7 @@ KERNELS = {
     "fully_connected": _fully_connected,
     "batch_norm": _batch_norm,
     "relu": lambda g, n, v: np.maximum(v[n.inputs[0]], 0),
-    "relu6": lambda g, n, v: np.clip(v[n.inputs[0]], 0, 6),
+    "relu6": lambda g, n, v: apply_act(v[n.inputs[0]], "relu6"),
     "mean": lambda g, n, v: v[n.inputs[0]].mean(axis=tuple(attr(n, "axes")), keepdims=attr(n, "keepdims")),
     "avg_pool2d": _avg_pool,
     "reshape": _reshape,

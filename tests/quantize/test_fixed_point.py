@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from quantize.fixed_point import rounding_divide_by_pot, saturating_rounding_doubling_high_mul
+from quantize.fixed_point import (ROUNDINGS, multiply_by_quantized_multiplier, requantize, rounding_divide_by_pot,
+                                  saturating_rounding_doubling_high_mul)
 
 INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
 
@@ -50,3 +51,17 @@ def test_divide_by_pot_is_gemmlowps(values):
     per_channel = np.arange(values.size) % 32
     expected = [gemmlowp_divide_by_pot(int(x), int(e)) for x, e in zip(values, per_channel)]
     np.testing.assert_array_equal(rounding_divide_by_pot(values, per_channel), expected)
+
+
+@pytest.mark.parametrize("rounding", ROUNDINGS)
+def test_fused_requantize_is_the_vectorised_arithmetic(values, rounding):
+    """`requantize` (one numba pass) = clamp(multiply_by_quantized_multiplier + zero point) on every
+    rounding, per-channel shifts of both signs, and the int32 extremes."""
+    rng = np.random.default_rng(2)
+    acc = np.resize(values, (values.size // 16, 16))
+    if rounding != "single":  # TFLite shifts left only where the multiplier is below 1 / 2**31
+        acc = np.clip(acc, -(1 << 20), 1 << 20)
+    multiplier = rng.integers(1 << 30, INT32_MAX, 16)
+    shift = rng.integers(-31 if rounding != "single" else -30, 12 if rounding != "single" else 1, 16)
+    expected = np.clip(multiply_by_quantized_multiplier(acc, multiplier, shift, rounding) - 5, -128, 100)
+    np.testing.assert_array_equal(requantize(acc, multiplier, shift, rounding, -5, -128, 100), expected)
