@@ -83,7 +83,8 @@ def finish(acc: np.ndarray, graph: Graph, node: Node, kernels: str) -> np.ndarra
     rounding = rounding_of(node, kernels)
     multiplier, shift = requantize_params(graph, node)
     out_q = graph.tensors[node.outputs[0]].quant
-    return requantize(acc, multiplier, shift, rounding, out_q.zero_point[0], *activation_range(attr(node, "act"), out_q))
+    lo, hi = activation_range(attr(node, "act"), out_q)
+    return requantize(acc, multiplier, shift, rounding, out_q.zero_point[0], lo, hi)
 
 
 def accumulate(graph: Graph, node: Node, x: np.ndarray) -> np.ndarray:
