@@ -9,7 +9,7 @@ from toolkit.errors import CalibrationError
 
 
 def test_select_keeps_the_candidate_best_on_held_out_calibration_images(digits_set):
-    recipe = Recipe.load("default").replace(method="select", correction_images=32)
+    recipe = Recipe.load("default").replace(method="select", correction_images=32, adaround_iterations=100)
     calib = digits_set.calib[:64]
     result = Quantizer(recipe).quantize(digits_set.graph, calib)
 
