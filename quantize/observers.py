@@ -59,8 +59,7 @@ class Histogram:
             self.counts = np.zeros(self.BINS, np.int64)
             self.counts[self.BINS // 4: 3 * self.BINS // 4] = merged
             self.limit *= 2
-        picks = _sample_positions(x.size, self.SAMPLES)
-        self.zeros += _bin_nonzero(x, np.arange(x.size) if picks is None else picks, self.limit, self.counts)
+        self.zeros += _bin_nonzero(x, _sample_positions(x.size, self.SAMPLES), self.limit, self.counts)
 
     @property
     def edges(self) -> np.ndarray:
@@ -87,10 +86,12 @@ class Histogram:
 
 
 @functools.lru_cache(maxsize=16)
-def _sample_positions(size: int, samples: int) -> np.ndarray | None:
-    """The fixed random positions a histogram bins from a tensor of `size` values (None: all of them),
-    sorted, so that reading them streams through memory (the counts do not depend on the order)."""
-    return np.sort(np.random.default_rng(size).integers(0, size, samples)) if size > samples else None
+def _sample_positions(size: int, samples: int) -> np.ndarray:
+    """The positions a histogram bins from a tensor of `size` values: all of them, or over `samples`
+    a fixed random subset, sorted so that reading it streams through memory (counts ignore order)."""
+    if size <= samples:
+        return np.arange(size)
+    return np.sort(np.random.default_rng(size).integers(0, size, samples))
 
 
 @numba.njit(cache=True, nogil=True)

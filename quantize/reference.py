@@ -33,7 +33,7 @@ import numpy as np
 
 from converters.ir import Graph, Node, QuantParams
 from converters.ir.execute import KERNELS as FLOAT_KERNELS
-from converters.ir.execute import conv_output_size, depthwise_taps, pad_nhwc, pool_sums, positions_matmul
+from converters.ir.execute import conv_nhwc, depthwise_nhwc, pool_sums
 from converters.ir.ops import attr
 from quantize.fixed_point import multiply_by_quantized_multiplier, quantize_multiplier, requantize
 
@@ -90,66 +90,29 @@ def finish(acc: np.ndarray, graph: Graph, node: Node, kernels: str) -> np.ndarra
 def accumulate(graph: Graph, node: Node, x: np.ndarray) -> np.ndarray:
     """The int32 accumulator of a conv / depthwise / fully-connected node (bias included), as int64.
 
-    Depthwise layers sum their integer products exactly in int64 (numba). Conv and fully-connected
-    layers use float32 GEMMs when no partial sum can pass 2**24 (float32 then holds every one exactly;
-    most pointwise layers), else float64 (exact to 2**53)."""
+    Depthwise layers sum their integer products exactly in int64. Conv and fully-connected layers use
+    float32 GEMMs when no partial sum can pass 2**24 (float32 then holds every one exactly; most
+    pointwise layers), else float64 (exact to 2**53). Padding adds nothing: padded positions hold the
+    real value 0, i.e. x - x_zp = 0."""
     x_zp = int(graph.tensors[node.inputs[0]].quant.zero_point[0])
     w = graph.const(node.inputs[1])
     bias = graph.const(node.inputs[2]).astype(np.int64) if len(node.inputs) > 2 else np.int64(0)
     if node.op == "depthwise_conv2d":
-        acc = _depthwise_accumulate(node, x.astype(np.int32) - x_zp, w.astype(np.int32))
-        acc += bias
-        return acc
-    largest_input = max(int(x.max(initial=x_zp)) - x_zp, x_zp - int(x.min(initial=x_zp)))
-    largest_sum = largest_input * int(np.abs(w.astype(np.int64)).sum(axis=tuple(range(1, w.ndim))).max())
-    exact = np.float32 if largest_sum < 2 ** 24 else np.float64
-    w, shifted = w.astype(exact), x.astype(exact)
-    shifted -= x_zp
-    if node.op == "fully_connected":
-        acc = shifted.reshape(shifted.shape[0], -1) @ w.T
+        acc = depthwise_nhwc(x.astype(np.int64) - x_zp, w, None, attr(node, "strides"), attr(node, "pads"),
+                             attr(node, "dilations"), accumulator=np.int64)
     else:
-        acc = _conv_accumulate(node, shifted, w)
-    acc = acc.astype(np.int64)
+        largest_input = max(int(x.max(initial=x_zp)) - x_zp, x_zp - int(x.min(initial=x_zp)))
+        largest_sum = largest_input * int(np.abs(w.astype(np.int64)).sum(axis=tuple(range(1, w.ndim))).max())
+        exact = np.float32 if largest_sum < 2 ** 24 else np.float64
+        w, shifted = w.astype(exact), x.astype(exact)
+        shifted -= x_zp
+        if node.op == "fully_connected":
+            acc = shifted.reshape(shifted.shape[0], -1) @ w.T
+        else:
+            acc = conv_nhwc(shifted, w, None, attr(node, "strides"), attr(node, "pads"), attr(node, "dilations"),
+                            attr(node, "groups"))
+        acc = acc.astype(np.int64)
     acc += bias
-    return acc
-
-
-def _depthwise_accumulate(node: Node, shifted: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """x - x_zp [N,H,W,C] (int32), w [1,kh,kw,C*m] -> the products summed per output [N,OH,OW,C*m] (int64)."""
-    kh, kw, cm = w.shape[1:]
-    mult = cm // shifted.shape[3]
-    if mult > 1:
-        shifted = np.repeat(shifted, mult, axis=3)
-    pt, pl, pb, pr = attr(node, "pads")
-    strides, dilations = tuple(attr(node, "strides")), tuple(attr(node, "dilations"))
-    oh = conv_output_size(shifted.shape[1], kh, strides[0], pt + pb, dilations[0])
-    ow = conv_output_size(shifted.shape[2], kw, strides[1], pl + pr, dilations[1])
-    acc = np.zeros((shifted.shape[0], oh, ow, cm), np.int64)
-    # Taps in the padding add nothing: padded positions hold the real value 0, i.e. x - x_zp = 0.
-    depthwise_taps(np.ascontiguousarray(shifted), np.ascontiguousarray(w[0]), acc, strides, (pt, pl), dilations)
-    return acc
-
-
-def _conv_accumulate(node: Node, shifted: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Exact (float32 or float64) x - x_zp [N,H,W,C], w [O,kh,kw,C/groups] -> products summed [N,OH,OW,O]."""
-    sh, sw = attr(node, "strides")
-    dh, dw = attr(node, "dilations")
-    kh, kw = w.shape[1], w.shape[2]
-    if (kh, kw) == (1, 1) and (sh, sw) == (1, 1) and attr(node, "groups") == 1 and not any(attr(node, "pads")):
-        return positions_matmul(shifted, w[:, 0, 0, :].T)
-    # Padded positions hold the real value 0, i.e. x - x_zp = 0.
-    xp = pad_nhwc(shifted, attr(node, "pads"))
-    oh = (xp.shape[1] - dh * (kh - 1) - 1) // sh + 1
-    ow = (xp.shape[2] - dw * (kw - 1) - 1) // sw + 1
-    acc = np.zeros((xp.shape[0], oh, ow, w.shape[0]), shifted.dtype)
-    groups = attr(node, "groups")
-    cg, og = w.shape[3], w.shape[0] // groups
-    for i in range(kh):
-        for j in range(kw):
-            patch = xp[:, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw, :]
-            for g in range(groups):
-                acc[..., g * og:(g + 1) * og] += positions_matmul(patch[..., g * cg:(g + 1) * cg],
-                                                                  w[g * og:(g + 1) * og, i, j, :].T)
     return acc
 
 

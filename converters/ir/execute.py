@@ -37,21 +37,20 @@ def pad_nhwc(x: np.ndarray, pads) -> np.ndarray:
 
 
 def conv_nhwc(x: np.ndarray, w_ohwi: np.ndarray, bias, strides, pads, dilations, groups: int) -> np.ndarray:
-    """Grouped 2-D convolution. x [N,H,W,C], w [O,kh,kw,C/groups] -> [N,OH,OW,O]."""
+    """Grouped 2-D convolution. x [N,H,W,C], w [O,kh,kw,C/groups] -> [N,OH,OW,O], in x's and w's dtype."""
     if w_ohwi.shape[1:3] == (1, 1) and groups == 1 and tuple(strides) == (1, 1) and not any(pads):
-        out = positions_matmul(x, w_ohwi[:, 0, 0, :].T).astype(np.float32, copy=False)
+        out = positions_matmul(x, w_ohwi[:, 0, 0, :].T)
         if bias is not None:
             out += bias
         return out
     sh, sw = strides
     dh, dw = dilations
-    xp = pad_nhwc(x, pads)
-    n, h, w, c = xp.shape
     o, kh, kw, cg = w_ohwi.shape
-    oh = (h - dh * (kh - 1) - 1) // sh + 1
-    ow = (w - dw * (kw - 1) - 1) // sw + 1
+    oh = conv_output_size(x.shape[1], kh, sh, pads[0] + pads[2], dh)
+    ow = conv_output_size(x.shape[2], kw, sw, pads[1] + pads[3], dw)
+    xp = pad_nhwc(x, pads)
     og = o // groups
-    out = np.zeros((n, oh, ow, o), dtype=np.float32)
+    out = np.zeros((x.shape[0], oh, ow, o), dtype=np.result_type(x, w_ohwi))
     for i in range(kh):
         for j in range(kw):
             patch = xp[:, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw, :]
@@ -64,6 +63,10 @@ def conv_nhwc(x: np.ndarray, w_ohwi: np.ndarray, bias, strides, pads, dilations,
     if bias is not None:
         out += bias
     return out
+
+
+def conv_output_size(size: int, kernel: int, stride: int, pad_total: int, dilation: int) -> int:
+    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -90,12 +93,10 @@ def depthwise_taps(x, w, out, strides, pads, dilations):
                                 out[n, oy, ox, c] += x[n, iy, ix, c] * w[i, j, c]
 
 
-def conv_output_size(size: int, kernel: int, stride: int, pad_total: int, dilation: int) -> int:
-    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
-
-
-def depthwise_nhwc(x: np.ndarray, w_1hwc: np.ndarray, bias, strides, pads, dilations) -> np.ndarray:
-    """Depthwise convolution, multiplier m. x [N,H,W,C], w [1,kh,kw,C*m] -> [N,OH,OW,C*m] (float32)."""
+def depthwise_nhwc(x: np.ndarray, w_1hwc: np.ndarray, bias, strides, pads, dilations,
+                   accumulator=np.float32) -> np.ndarray:
+    """Depthwise convolution, multiplier m. x [N,H,W,C], w [1,kh,kw,C*m] -> [N,OH,OW,C*m], summed in
+    `accumulator` (float32; the integer executor passes int64 for exact sums of integer products)."""
     _, kh, kw, cm = w_1hwc.shape
     mult = cm // x.shape[3]
     if mult > 1:
@@ -103,8 +104,8 @@ def depthwise_nhwc(x: np.ndarray, w_1hwc: np.ndarray, bias, strides, pads, dilat
     pt, pl, pb, pr = pads
     oh = conv_output_size(x.shape[1], kh, strides[0], pt + pb, dilations[0])
     ow = conv_output_size(x.shape[2], kw, strides[1], pl + pr, dilations[1])
-    out = np.zeros((x.shape[0], oh, ow, cm), dtype=np.float32)
-    depthwise_taps(np.ascontiguousarray(x, np.float32), np.ascontiguousarray(w_1hwc[0], np.float32), out,
+    out = np.zeros((x.shape[0], oh, ow, cm), dtype=accumulator)
+    depthwise_taps(np.ascontiguousarray(x, accumulator), np.ascontiguousarray(w_1hwc[0], accumulator), out,
                    tuple(strides), (pt, pl), tuple(dilations))
     if bias is not None:
         out += bias
