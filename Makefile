@@ -17,7 +17,7 @@ quickstart: setup
 	$(BIN)/mnv1-tk zoo --out runs/quickstart
 
 test: setup
-	$(BIN)/python -m pytest -q --durations=15 tests
+	$(BIN)/python -m pytest -q --durations=15 -n auto --maxprocesses 2 --dist loadfile tests
 
 bench: setup
 	$(BIN)/python bench/train_throughput.py
