@@ -26,7 +26,11 @@ of SQNR, ties within 0.1 dB, and in both cases may not lose more images of agree
 the noise of that difference (and always may lose 2): two methods disagreeing with float on
 d_anchor and d_ours images differ by Poisson noise of standard deviation sqrt(d_anchor + d_ours)
 (about 1.4 images on clean digits, where each disagrees on about one; 3-4 images on the perturbed
-set, where each disagrees on 5-10). The bench exits 1 on any loss.
+set, where each disagrees on 5-10). The bench exits 1 on any loss. Next to each verdict the summary
+shows the 95% interval of the SQNR difference over 1000 paired bootstrap resamples of the eval
+images: how much of it the eval set's sampling noise could explain (for reading; the verdict keeps
+the fixed 0.1 dB rule). Each model's per-image squared logit errors per method are kept for it in
+`<model>.npz` next to `<model>.json`.
 
     .venv/bin/python -m bench.quant_vs_anchors [--group held_out|tuning] [--limit N | --models A,B] [--calib 300] [--out DIR]
         [--only M1,M2] [--rerun M1,M2]
@@ -49,6 +53,8 @@ from toolkit.fsutil import sha256_of, write_json
 PERTURBED_COPIES = 3
 SQNR_TIE_DB = 0.1
 AGREEMENT_NOISE_IMAGES = 2
+BOOTSTRAP_RESAMPLES = 1000
+SPLITS = ("clean", "perturbed")
 OURS = {  # name -> recipe fields over the default recipe
     "ours (default)": {},
     "ours no adaround": {"adaround": False},
@@ -160,9 +166,10 @@ def evaluate(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> d
 
 
 def benchmark_model(spec, onnx: Path, calib_count: int, work: Path, progress, only: set[str] | None = None,
-                    previous: dict | None = None) -> dict:
-    """`spec`: a bench.model_set.BenchModel. `only`: run just these methods; `previous`: an earlier result of
-    this model whose other methods are kept."""
+                    previous: dict | None = None, previous_errors: dict | None = None) -> tuple[dict, dict]:
+    """(result, per-image errors). `spec`: a bench.model_set.BenchModel. `only`: run just these methods;
+    `previous` / `previous_errors`: an earlier result of this model whose other methods are kept. The errors map
+    "<method>/<split>" to each eval image's squared logit error against float (sum over the classes)."""
     from toolkit.card import load_card
 
     card = load_card(onnx)
@@ -184,6 +191,7 @@ def benchmark_model(spec, onnx: Path, calib_count: int, work: Path, progress, on
     builders.update(anchor_builders(onnx, card, calib, work))
 
     rows = dict(previous["methods"]) if previous else {}
+    errors = dict(previous_errors or {})
     for name, build in builders.items():
         if only is not None and name not in only:
             continue
@@ -192,13 +200,43 @@ def benchmark_model(spec, onnx: Path, calib_count: int, work: Path, progress, on
         try:
             path = build()
             seconds = time.perf_counter() - start
-            rows[name] = {"seconds": seconds, **{k: evaluate(run_method(name, path, card, x), reference[k],
-                                                             set_labels[k]) for k, x in sets.items()}}
+            logits = {k: run_method(name, path, card, x) for k, x in sets.items()}
+            rows[name] = {"seconds": seconds, **{k: evaluate(logits[k], reference[k], set_labels[k]) for k in sets}}
+            errors.update({f"{name}/{k}": np.sum((logits[k] - reference[k].astype(np.float64)) ** 2, axis=1)
+                           .astype(np.float32) for k in sets})
         except Exception as exc:  # an anchor that fails is reported, not fatal
             rows[name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+            errors = {key: value for key, value in errors.items() if not key.startswith(f"{name}/")}
     return {"model": spec.name, "group": spec.group, "width": spec.width, "size": spec.size,
             "onnx_sha256": sha256_of(onnx), "calibration_images": len(calib),
-            "eval_images": {k: len(v) for k, v in set_labels.items()}, "checks": checks, "methods": rows}
+            "eval_images": {k: len(v) for k, v in set_labels.items()}, "checks": checks, "methods": rows}, errors
+
+
+def delta_interval(ours: np.ndarray, anchor: np.ndarray, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Paired bootstrap interval of SQNR(ours) - SQNR(anchor) in dB, from each image's squared logit error under
+    both (the float logits' energy is common to both SQNRs and cancels: the difference is 10 log10 of the ratio
+    of the error sums)."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(ours), size=(BOOTSTRAP_RESAMPLES, len(ours)))
+    ours, anchor = np.asarray(ours, np.float64), np.asarray(anchor, np.float64)
+    deltas = 10 * np.log10(anchor[picks].sum(axis=1) / ours[picks].sum(axis=1))
+    tail = 100 * (1 - level) / 2
+    return float(np.percentile(deltas, tail)), float(np.percentile(deltas, 100 - tail))
+
+
+def load_errors(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    with np.load(path) as archive:
+        return {key: archive[key] for key in archive.files}
+
+
+def save_errors(path: Path, errors: dict) -> None:
+    from toolkit.fsutil import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **errors)
 
 
 # ---- reporting ----------------------------------------------------------------------------------------
@@ -244,32 +282,37 @@ def agreement_noise(anchor: dict, ours: dict, images: int) -> float:
     return max(AGREEMENT_NOISE_IMAGES, 2.0 * disagreements ** 0.5)
 
 
-def summary(results: list[dict]) -> tuple[list[dict], object]:
+def summary(results: list[dict], errors: dict[str, dict] | None = None) -> tuple[list[dict], object]:
+    """`errors`: per model, its per-image errors (benchmark_model); without them there is no interval."""
     from rich.table import Table
 
     table = Table(title="ours (default) vs the best anchor (by SQNR) per model and eval set")
-    for column in ("model", "set", "best anchor", "anchor SQNR", "ours SQNR", "Δ dB", "anchor agree", "ours agree",
-                   "verdict"):
+    for column in ("model", "set", "best anchor", "anchor SQNR", "ours SQNR", "Δ dB", "Δ 95% CI", "anchor agree",
+                   "ours agree", "verdict"):
         table.add_column(column)
     verdicts = []
     for result in results:
         ours = result["methods"].get("ours (default)")
-        for split in ("clean", "perturbed"):
+        per_image = (errors or {}).get(result["model"], {})
+        for split in SPLITS:
             best = best_anchor(result["methods"], split)
             if best is None or ours is None or "error" in ours:
-                table.add_row(result["model"], split, *[""] * 6, "no anchor or no default ran: no verdict")
+                table.add_row(result["model"], split, *[""] * 7, "no anchor or no default ran: no verdict")
                 continue
             name, anchor = best
             delta = ours[split]["sqnr_db"] - anchor["sqnr_db"]
+            keys = (f"ours (default)/{split}", f"{name}/{split}")
+            interval = delta_interval(*(per_image[k] for k in keys)) if all(k in per_image for k in keys) else None
             images_lost = round((anchor["top1_agreement"] - ours[split]["top1_agreement"]) * result["eval_images"][split])
             if images_lost > agreement_noise(anchor, ours[split], result["eval_images"][split]) or delta < -SQNR_TIE_DB:
                 verdict = "LOSS"
             else:
                 verdict = "win" if delta > SQNR_TIE_DB else "tie"
             verdicts.append({"model": result["model"], "set": split, "anchor": name, "delta_db": delta,
-                             "verdict": verdict})
+                             "delta_ci95_db": interval, "verdict": verdict})
             table.add_row(result["model"], split, name, f"{anchor['sqnr_db']:.2f}", f"{ours[split]['sqnr_db']:.2f}",
-                          f"{delta:+.2f}", f"{100 * anchor['top1_agreement']:.1f}",
+                          f"{delta:+.2f}", f"[{interval[0]:+.2f}, {interval[1]:+.2f}]" if interval else "",
+                          f"{100 * anchor['top1_agreement']:.1f}",
                           f"{100 * ours[split]['top1_agreement']:.1f}", verdict)
     return verdicts, table
 
@@ -285,7 +328,7 @@ def plot(results: list[dict], path: Path, window_db: float = 5.0) -> None:
     figure, axes = plt.subplots(len(results), 1, figsize=(12, 3.4 * len(results)), squeeze=False)
     for axis, result in zip(axes[:, 0], results):
         methods = result["methods"]
-        top = max(m[split]["sqnr_db"] for m in methods.values() if "error" not in m for split in ("clean", "perturbed"))
+        top = max(m[split]["sqnr_db"] for m in methods.values() if "error" not in m for split in SPLITS)
         floor = top - window_db
         colours = ["tab:green" if n == "ours (default)" else "tab:blue" if n.startswith("ours") else "tab:gray"
                    for n in names]
@@ -340,7 +383,7 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     from bench.model_set import ensure_model, select, select_models
 
-    results = []
+    results, errors = [], {}
     try:
         specs = select_models(args.group, args.limit, args.models)
     except ValueError as exc:
@@ -348,20 +391,23 @@ def main(argv=None) -> int:
     for spec in specs:
         console.print(f"[bold]{spec.name}[/]: training on digits or reusing the model set's cache")
         model = ensure_model(spec, console=console)
-        cached = args.out / f"{spec.name}.json"
+        cached, cached_errors = args.out / f"{spec.name}.json", args.out / f"{spec.name}.npz"
         previous = json.loads(cached.read_text()) if cached.is_file() else None
         if previous and previous.get("onnx_sha256") != sha256_of(model.onnx):
             console.print(f"  {cached} was measured on another training of this model: measuring again")
             previous = None
+        errors[spec.name] = load_errors(cached_errors) if previous else {}
         if previous and not rerun:
             results.append(previous)
             continue
         with tempfile.TemporaryDirectory() as work:
-            result = benchmark_model(spec, model.onnx, args.calib, Path(work), lambda text: console.print(f"  {text}"),
-                                     only=rerun if previous else only, previous=previous)
+            result, errors[spec.name] = benchmark_model(
+                spec, model.onnx, args.calib, Path(work), lambda text: console.print(f"  {text}"),
+                only=rerun if previous else only, previous=previous, previous_errors=errors[spec.name])
+        save_errors(cached_errors, errors[spec.name])
         write_json(cached, result)
         results.append(result)
-    verdicts, table = summary(results)
+    verdicts, table = summary(results, errors)
     counts = {v: sum(1 for x in verdicts if x["verdict"] == v) for v in ("win", "tie", "LOSS")}
     report = {"group": args.group, "models": [r["model"] for r in results],
               "models_in_group": len(select(args.group)), "results": results, "verdicts": verdicts, "counts": counts}
