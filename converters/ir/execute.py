@@ -119,8 +119,8 @@ def pool_sums(x: np.ndarray, kernel, strides, pads) -> tuple[np.ndarray, np.ndar
     valid = np.pad(np.ones(x.shape[1:3], np.int64), ((pt, pb), (pl, pr)))
     kh, kw = kernel
     sh, sw = strides
-    oh = (xp.shape[1] - kh) // sh + 1
-    ow = (xp.shape[2] - kw) // sw + 1
+    oh = conv_output_size(x.shape[1], kh, sh, pt + pb, 1)
+    ow = conv_output_size(x.shape[2], kw, sw, pl + pr, 1)
     total = np.zeros((x.shape[0], oh, ow, x.shape[3]), x.dtype)
     count = np.zeros((oh, ow), np.int64)
     for i in range(kh):
