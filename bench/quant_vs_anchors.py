@@ -206,7 +206,8 @@ def benchmark_model(spec, onnx: Path, calib_count: int, work: Path, progress, on
                            .astype(np.float32) for k in sets})
         except Exception as exc:  # an anchor that fails is reported, not fatal
             rows[name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
-            errors = {key: value for key, value in errors.items() if not key.startswith(f"{name}/")}
+            for k in sets:
+                errors.pop(f"{name}/{k}", None)
     return {"model": spec.name, "group": spec.group, "width": spec.width, "size": spec.size,
             "onnx_sha256": sha256_of(onnx), "calibration_images": len(calib),
             "eval_images": {k: len(v) for k, v in set_labels.items()}, "checks": checks, "methods": rows}, errors

@@ -45,7 +45,8 @@ def test_report_writes_a_chart_and_a_table_of_every_layer(int8_run):
 
 def test_int8_io_records_the_input_quantization(trained_digits, tmp_path):
     result = invoke("convert", trained_digits.onnx, "--quant", "int8", "--calib", "digits", "--calib-size", 64,
-                    "--io", "int8", "--method", "mse", "--no-bias-correction", "--no-adaround", "--out", tmp_path, "--json")
+                    "--io", "int8", "--method", "mse", "--no-bias-correction", "--no-adaround", "--out", tmp_path,
+                    "--json")
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)["outputs"]
     card = load_card(row["path"])
