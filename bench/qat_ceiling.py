@@ -44,10 +44,10 @@ def simulated(qat, weights: bool, activations):
     quantized = (lambda q: True) if activations == "all" else (lambda q: any(q is a for a in activations))
     requantize_output, quantize_centred = network.requantize_output, fake_quant.quantize_centred
 
-    def float_output(products, bias, acc_scale, quantizer, act, rounding):
+    def float_output(products, bias, input_scale, w_scale, quantizer, act, rounding):
         if quantized(quantizer):
-            return requantize_output(products, bias, acc_scale, quantizer, act, rounding)
-        y = products * acc_scale + bias * acc_scale
+            return requantize_output(products, bias, input_scale, w_scale, quantizer, act, rounding)
+        y = (products + bias) * (input_scale * w_scale)
         y = ops.clamp(y, 0.0, 6.0) if act == "relu6" else ops.relu(y) if act == "relu" else y
         scale, zero_point = quantizer.training_params(y)
         return y / scale, scale, zero_point
@@ -86,7 +86,7 @@ def analyse(model, per_tensor: bool, console) -> dict:
                                                  preprocess_all(train_pixels[:300], card))
 
     def network(plan):
-        return qat_network_from_plan(model.checkpoint, card, ptq.float_graph, plan)
+        return qat_network_from_plan(model.checkpoint, card, ptq.float_graph, plan, ptq.act_equalization)
 
     def sqnr(net) -> float:
         logits = np.concatenate([net(ms.Tensor(images[i:i + 128])).asnumpy() for i in range(0, len(images), 128)])

@@ -77,6 +77,8 @@ OURS = {  # name -> recipe fields over the default recipe
     "ours mse p6": {"mse_norm": 6.0, "adaround": False},
     "ours fc per tensor": {"fc_per_channel": False, "adaround": False},
     "ours avg_pool": {"global_pool": "avg_pool", "adaround": False},
+    "ours no act-eq": {"act_equalization": 0.0},
+    "ours act-eq 1.5": {"act_equalization": 1.5},
 }
 
 

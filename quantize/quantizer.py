@@ -21,6 +21,7 @@ from converters.ir import Graph
 from converters.ir.execute import run as run_float
 from converters.passes import global_pool_as_mean
 from quantize import reference
+from quantize.act_equalization import ActivationEqualizationReport, equalize_activations
 from quantize.adaround import AdaRoundConfig, adaround
 from quantize.bias_correction import correct_biases
 from quantize.calibrator import MIN_CALIBRATION_IMAGES, CalibrationResult, calibrate, check_images
@@ -46,6 +47,7 @@ class QuantizationResult:
     recipe: Recipe
     ranges: dict[str, RangeChoice] = field(default_factory=dict)
     equalization: EqualizationReport | None = None
+    act_equalization: ActivationEqualizationReport | None = None
     bias_correction: dict[str, tuple[float, float]] = field(default_factory=dict)
     sensitivity: list[LayerSensitivity] = field(default_factory=list)
     selection: list[CandidateScore] = field(default_factory=list)  # method "select": every candidate's score
@@ -102,6 +104,11 @@ class Quantizer:
         if recipe.cle:
             graph, equalization = equalize(graph, calibration.preact_max)
             calibration = calibrate(graph, sample(x, len(x), 64), progress=self._tick("calibrate (after CLE)", len(x)))
+        act_equalization = None
+        if recipe.act_equalization > 0:
+            graph, act_equalization = equalize_activations(graph, calibration.preact_max, recipe.act_equalization)
+            calibration = calibrate(graph, sample(x, len(x), 64),
+                                    progress=self._tick("calibrate (after equalization)", len(x)))
         weights = {n.name: weight_params(graph.const(n.inputs[1]), WEIGHT_AXIS[n.op],
                                          per_channel=n.op != "fully_connected" or recipe.fc_per_channel)
                    for n in quantizable_layers(graph)}
@@ -135,7 +142,8 @@ class Quantizer:
                        "output_dtype": "int8" if recipe.io == "int8" else "float32",
                        "input_quant": {"scale": float(input_q.scale[0]), "zero_point": int(input_q.zero_point[0])},
                        "quantization": {"recipe": recipe.to_dict(), "float_layers": list(plan.float_layers)}}
-        return QuantizationResult(qgraph, graph, plan, recipe, ranges, equalization, corrections, sensitivity)
+        return QuantizationResult(qgraph, graph, plan, recipe, ranges, equalization, act_equalization, corrections,
+                                  sensitivity)
 
     def sensitivity(self, result: QuantizationResult, images: np.ndarray) -> list[LayerSensitivity]:
         """Per-layer SQNR with only that layer quantized (for `--report`)."""

@@ -26,6 +26,8 @@ class Recipe:
                                     # weighs clipped outliers more, between mse and minmax)
     logits_range: str = "method"    # the logits' range: "method" (the recipe's method) or "minmax" (never clipped)
     cle: bool = True                # cross-layer equalization
+    act_equalization: float = 0.0   # activation equalization into depthwise layers: each channel's range is its
+                                    # calibration maximum times this headroom (>= 1), at most the tensor's; 0: off
     bias_correction: bool = True
     adaround: bool = False          # learnt weight rounding (AdaRound)
     adaround_iterations: int = 500
@@ -54,6 +56,9 @@ class Recipe:
             raise ConfigError(f"recipe select_holdout={self.select_holdout} is not valid", "use a value in (0, 1)")
         if not 1.0 <= self.mse_norm <= 8.0:
             raise ConfigError(f"recipe mse_norm={self.mse_norm} is not valid", "use a value in [1, 8]")
+        if self.act_equalization != 0.0 and not 1.0 <= self.act_equalization <= 8.0:
+            raise ConfigError(f"recipe act_equalization={self.act_equalization} is not valid",
+                              "use 0 (off) or a headroom in [1, 8]")
         if self.adaround_iterations < 1:
             raise ConfigError("recipe adaround_iterations must be >= 1")
         if self.fallback_layers < 0:

@@ -51,6 +51,7 @@ class QuantOptions:
     recipe: str = "default"  # a preset in quantize/recipes or a JSON file
     method: str | None = None  # ours: auto|minmax|percentile|mse|kl; mslite: max_min|kl|removal_outlier
     cle: bool | None = None
+    act_equalization: float | None = None  # headroom; 0: off
     bias_correction: bool | None = None
     adaround: bool | None = None
     io: str | None = None  # float | int8
@@ -170,9 +171,9 @@ def _recipe(options: QuantOptions):
     from quantize import Recipe
 
     recipe = Recipe.load(options.recipe)
-    return recipe.replace(method=options.method, cle=options.cle, bias_correction=options.bias_correction,
-                          adaround=options.adaround, io=options.io, fallback=options.fallback,
-                          fallback_layers=options.fallback_layers)
+    return recipe.replace(method=options.method, cle=options.cle, act_equalization=options.act_equalization,
+                          bias_correction=options.bias_correction, adaround=options.adaround, io=options.io,
+                          fallback=options.fallback, fallback_layers=options.fallback_layers)
 
 
 def _quantize(job: Job, graph):

@@ -63,12 +63,14 @@ def requantize(acc, multiplier, rounding: str, real):
     TFLite multiplies by the multiplier's significand (in [0.5, 1)) and rounds, then divides by the
     power of two and rounds again: half away from zero in its conv kernels ("double"), half up in ruy's
     fully-connected ("ruy", `quantize.fixed_point`). Values within 2^-shift of a tie end up on
-    different sides, so the simulation follows suit.
+    different sides, so the simulation follows suit. It runs in float64 (`multiplier` is float64): in float32,
+    acc * multiplier of a large accumulator is a few hundredths off, and ties then fall the other way.
     """
+    acc = ops.cast(acc, mstype.float64)
     power = ops.pow(2.0, ops.maximum(-(ops.floor(ops.log2(multiplier)) + 1), 0.0))
     high = round_half_away(acc * (multiplier * power))
     rounded = round_half_away(high / power) if rounding == "double" else ops.floor(high / power + 0.5)
-    return real + ops.stop_gradient(rounded - real)
+    return real + ops.stop_gradient(ops.cast(rounded, real.dtype) - real)
 
 
 def weight_scale(weight, per_channel: bool):

@@ -11,6 +11,7 @@ and the ranges are `qat.<tensor>.lo / .hi`, so a QAT checkpoint loads as a float
 from __future__ import annotations
 
 import numpy as np
+from mindspore import dtype as mstype
 from mindspore import nn, ops
 
 from quantize.params import WEIGHT_AXIS
@@ -62,19 +63,23 @@ class FoldedLayer(nn.Cell):
         acc = ops.conv2d(x, quantize_weight(weight, w_scale), stride=self.stride, pad_mode="pad",
                          padding=self.padding, groups=self.groups)
         return requantize_output(acc, quantize_bias(bias, input_scale, w_scale).reshape(1, -1, 1, 1),
-                                 (input_scale * w_scale).reshape(1, -1, 1, 1), self.out_quant,
+                                 input_scale, w_scale.reshape(1, -1, 1, 1), self.out_quant,
                                  "relu6" if self.relu6 else "relu", "double")
 
 
-def requantize_output(products, bias, acc_scale, quantizer: ActivationQuantizer, act: str, rounding: str):
-    """int32 accumulator (products + bias, both integers) at `acc_scale` -> (int8 output minus zero point,
-    scale, zero point), clamped to the fused activation's range as `reference.activation_range` does.
-    The bias's real value does not depend on the input scale (it is requantized to it), nor its gradient."""
+def requantize_output(products, bias, input_scale, w_scale, quantizer: ActivationQuantizer, act: str, rounding: str):
+    """int32 accumulator (products + bias, both integers) at input_scale * w_scale -> (int8 output minus zero
+    point, scale, zero point), clamped to the fused activation's range as `reference.activation_range` does.
+    The bias's real value does not depend on the input scale (it is requantized to it), nor its gradient. The
+    requantization multiplier is computed in float64 from the float32 scales, as the converter computes it."""
+    acc_scale = input_scale * w_scale
     real = products * acc_scale + bias * ops.stop_gradient(acc_scale)
     y = ops.stop_gradient(real)
     y = ops.clamp(y, 0.0, 6.0) if act == "relu6" else ops.relu(y) if act == "relu" else y
     scale, zero_point = quantizer.training_params(y)
-    q = requantize(products + bias, acc_scale / scale, rounding, real / scale) + zero_point
+    multiplier = ops.stop_gradient(ops.cast(input_scale, mstype.float64) * ops.cast(w_scale, mstype.float64)
+                                   / ops.cast(scale, mstype.float64))
+    q = requantize(products + bias, multiplier, rounding, real / scale) + zero_point
     lo, hi = ops.full_like(zero_point, QMIN), ops.full_like(zero_point, QMAX)
     if act in ("relu", "relu6"):
         lo = ops.maximum(zero_point, lo)
@@ -105,7 +110,7 @@ class QuantizedDense(nn.Cell):
     def construct(self, x, input_scale):
         w_scale = weight_scale(self.dense.weight, self.per_channel)
         products = ops.matmul(x, quantize_weight(self.dense.weight, w_scale).T)
-        return requantize_output(products, quantize_bias(self.dense.bias, input_scale, w_scale), input_scale * w_scale,
+        return requantize_output(products, quantize_bias(self.dense.bias, input_scale, w_scale), input_scale, w_scale,
                                  self.out_quant, "none", "ruy")
 
 
@@ -216,17 +221,39 @@ def load_qat_network(path) -> QATMobileNetV1:
     return network
 
 
-def start_from_plan(network: QATMobileNetV1, graph, plan) -> int:
+def equalize_network(network: QATMobileNetV1, graph, equalization) -> None:
+    """Give the network the channel scales our PTQ's activation equalization chose (`equalization`: an
+    ActivationEqualizationReport of `graph`): the first layer's BN gamma and beta times s_i (its folded output
+    times s_i), the depthwise layer's weights divided by s_i, as `quantize.act_equalization` rescales the graph."""
+    from mindspore import Tensor
+
+    from quantize.transform import quantizable_layers
+
+    cells = dict(zip((n.name for n in quantizable_layers(graph)), list(network.layers) + [network.classifier],
+                     strict=True))
+    for name, scales in equalization.scales.items():
+        first = next(n for n in graph.nodes if n.name == name)
+        bn, conv = cells[name].bn, cells[graph.consumers(first.outputs[0])[0].name].conv
+        for parameter in (bn.gamma, bn.beta):
+            parameter.set_data(Tensor((parameter.asnumpy() * scales).astype(np.float32), parameter.dtype))
+        conv.weight.set_data(Tensor((conv.weight.asnumpy() / scales.reshape(-1, 1, 1, 1)).astype(np.float32),
+                                    conv.weight.dtype))
+
+
+def start_from_plan(network: QATMobileNetV1, graph, plan, equalization=None) -> int:
     """Start where our PTQ ends (`plan`: a QuantPlan of `graph`, the lowered float graph of the same model):
     every range on the int8 grid [(-128 - zp) * s, (127 - zp) * s] of its tensor, every bias at its
     bias-corrected value (the correction's shift added to the BN beta, or the classifier's bias), and every
     weight AdaRound rounded away from nearest moved onto its chosen grid point, so that the fake quantization's
-    nearest rounding gives AdaRound's int8 weights. Returns the number of weights moved."""
+    nearest rounding gives AdaRound's int8 weights. `equalization`: the PTQ's activation equalization of `graph`,
+    applied first (see `equalize_network`). Returns the number of weights moved."""
     from mindspore import Tensor
 
     from quantize.params import quantize_weight as plan_int8_weight
     from quantize.transform import quantizable_layers
 
+    if equalization is not None:
+        equalize_network(network, graph, equalization)
     layers = quantizable_layers(graph)
     tensors = [graph.inputs[0]] + [n.outputs[0] for n in layers]
     for quantizer, tensor in zip(network.quantizers(), tensors, strict=True):

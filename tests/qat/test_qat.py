@@ -85,14 +85,14 @@ def test_qat_checkpoint_converts_to_what_training_computed(qat_run, tmp_path):
     np.testing.assert_array_equal(theirs[classifier.inputs[0]], ours[classifier.inputs[0]])
     np.testing.assert_array_equal(theirs[classifier.outputs[0]], ours[classifier.outputs[0]])
     ours = ours[qgraph.outputs[0]]
-    # Training's fake-quant forward pass: within 1 LSB of the logits' int8 grid, but for a rounding tie of an
-    # earlier layer that float32 decides the other way and the later layers carry on (2 of 640 logits, 2 LSB).
+    # Training's fake-quant forward pass: within 1 LSB of the logits' int8 grid (it requantizes in float64, as
+    # the converter computes the multipliers; in float32 a large accumulator's ties fell the other way), and
+    # at most 0.5% of the logits off at all: a weight's rounding tie that float32 decides the other way.
     logits_q = qgraph.tensors[classifier.outputs[0]].quant
     trained = network(ms.Tensor(images)).asnumpy()
     lsb = np.abs(trained - ours) / float(logits_q.scale[0])
-    assert lsb.max() <= 2.0 + 1e-3 and np.mean(lsb > 1.0 + 1e-3) <= 0.005, \
-        f"{lsb.max():.2f} LSB; {np.sum(lsb > 1.001)} of {lsb.size} logits over 1 LSB"
-    assert np.mean(lsb > 0.5) < 0.02
+    assert lsb.max() <= 1.0 + 1e-3, f"{lsb.max():.2f} LSB"
+    assert np.mean(lsb > 0.5) <= 0.005, f"{np.sum(lsb > 0.5)} of {lsb.size} logits 1 LSB off"
     assert np.mean(trained.argmax(1) == ours.argmax(1)) >= 0.98
 
 
@@ -127,7 +127,8 @@ def test_qat_starts_where_our_ptq_ends(trained_digits):
         return np.concatenate([quantize_weight(w, weight_scale(w, True)).asnumpy().ravel() for w in weights])
 
     def qat_logits(plan):
-        network = qat_network_from_plan(trained_digits.checkpoint, card, result.float_graph, plan)
+        network = qat_network_from_plan(trained_digits.checkpoint, card, result.float_graph, plan,
+                                        result.act_equalization)
         return network(ms.Tensor(images)).asnumpy(), int8_weights(network)
 
     started, started_weights = qat_logits(result.plan)
@@ -145,7 +146,7 @@ def test_qat_starts_where_our_ptq_ends(trained_digits):
     # A rare bias or input rounding that lands on the other side of a tie (the float paths differ) moves a
     # logit by an LSB or two; nearest-rounded weights or no correction shift move a large share.
     lsb = moved_lsb(started)
-    assert np.mean(lsb > 0.5) < 0.02 and lsb.max() <= 2.0 + 1e-3, (np.mean(lsb > 0.5), lsb.max())
+    print("FRACTION", np.mean(lsb > 0.5), np.mean(lsb > 1.001)); assert np.mean(lsb > 0.5) < 0.02 and lsb.max() <= 2.0 + 1e-3, (np.mean(lsb > 0.5), lsb.max())
     assert np.mean(moved_lsb(nearest) > 0.5) > 0.2, np.mean(moved_lsb(nearest) > 0.5)
     assert np.mean(moved_lsb(uncorrected) > 0.5) > 0.2, np.mean(moved_lsb(uncorrected) > 0.5)
 

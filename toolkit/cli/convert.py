@@ -40,6 +40,9 @@ from toolkit.convert import QuantOptions, convert_command
                                              "(choose per model on held-out calibration images); "
                                              "mslite: max_min, kl, removal_outlier.")
 @click.option("--cle/--no-cle", default=None, help="Cross-layer equalization (default: the recipe's).")
+@click.option("--act-equalization", type=float, default=None, metavar="HEADROOM",
+              help="Activation equalization into depthwise layers: each channel's range is its calibration maximum "
+                   "x HEADROOM (default: the recipe's, 1.25); 0: off.")
 @click.option("--bias-correction/--no-bias-correction", default=None, help="Empirical bias correction.")
 @click.option("--adaround/--no-adaround", default=None,
               help="Learnt weight rounding (AdaRound; on in the default recipe; --no-adaround is 3-4x faster).")
@@ -52,8 +55,8 @@ from toolkit.convert import QuantOptions, convert_command
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @card_options
 def convert(source, to, soc, npu, quant, width, image_size, out_dir, data, data_dir, num_eval, no_check, calib,
-            calib_size, quantizer, recipe, method, cle, bias_correction, adaround, io, fallback, fallback_layers,
-            report, as_json, card_overrides):
+            calib_size, quantizer, recipe, method, cle, act_equalization, bias_correction, adaround, io, fallback,
+            fallback_layers, report, as_json, card_overrides):
     """Convert SOURCE (.ckpt, .onnx, a float .tflite, or a checkpoint directory) to phone formats and check
     each output.
 
@@ -73,8 +76,9 @@ def convert(source, to, soc, npu, quant, width, image_size, out_dir, data, data_
       mnv1-tk convert mobilenet_v1_100-cfeea6ed.ckpt --width 1.0 --image-size 224 --quant none,int8 --calib photos/
     """
     quantization = QuantOptions(calib=calib, calib_size=calib_size, quantizer=quantizer, recipe=recipe, method=method,
-                                cle=cle, bias_correction=bias_correction, adaround=adaround, io=io, fallback=fallback,
-                                fallback_layers=fallback_layers, report=report)
+                                cle=cle, act_equalization=act_equalization, bias_correction=bias_correction,
+                                adaround=adaround, io=io, fallback=fallback, fallback_layers=fallback_layers,
+                                report=report)
     convert_command(source, to=to, quant=quant, width=width, image_size=image_size, out_dir=out_dir, data=data,
                     data_dir=data_dir, num_eval=num_eval, check=not no_check, quantization=quantization,
                     soc=soc, npu=npu, card_overrides=card_overrides, as_json=as_json)

@@ -70,8 +70,8 @@ def create_qat_networks(config: TrainConfig, num_classes: int, spec, say=print):
     images = np.concatenate([x for x, _ in eval_batches(card, spec, config.data.train_split, limit=qat.calib_images,
                                                         batch_size=64)])
     if qat.init == "ptq":
-        graph, plan = _ptq_plan(config, images)
-        moved = start_from_plan(student, graph, plan)
+        ptq = _ptq(config, images)
+        moved = start_from_plan(student, ptq.float_graph, ptq.plan, ptq.act_equalization)
         start = f"our default PTQ (AdaRound's rounding: {moved} weights moved)"
     else:
         initialise_ranges(student, [images[i:i + 64] for i in range(0, len(images), 64)])
@@ -83,8 +83,9 @@ def create_qat_networks(config: TrainConfig, num_classes: int, spec, say=print):
     return DistillationNet(student, teacher), clean, clean
 
 
-def qat_network_from_plan(checkpoint: Path, card, float_graph, plan):
-    """The QAT network of a float checkpoint started where a PTQ `plan` ends (eval mode): fine-tuning's start."""
+def qat_network_from_plan(checkpoint: Path, card, float_graph, plan, equalization=None):
+    """The QAT network of a float checkpoint started where a PTQ `plan` (and its activation `equalization`) ends
+    (eval mode): fine-tuning's start."""
     from quantize.qat.network import QATMobileNetV1, start_from_plan
     from toolkit.models import create_model
     from toolkit.models.checkpoint import load_weights
@@ -92,13 +93,13 @@ def qat_network_from_plan(checkpoint: Path, card, float_graph, plan):
     float_model = create_model(card.model, num_classes=card.num_classes, activation=card.activation)
     load_weights(float_model, str(checkpoint), head="strict")
     network = QATMobileNetV1(float_model)
-    start_from_plan(network, float_graph, plan)
+    start_from_plan(network, float_graph, plan, equalization)
     network.set_train(False)
     return network
 
 
-def _ptq_plan(config: TrainConfig, images: np.ndarray):
-    """(lowered float graph, the QuantPlan of our default recipe) of the source checkpoint."""
+def _ptq(config: TrainConfig, images: np.ndarray):
+    """Our default recipe's QuantizationResult of the source checkpoint."""
     from converters.onnx_import import import_onnx
     from converters.passes import lower_for_tflite
     from quantize import Quantizer, Recipe
@@ -108,8 +109,7 @@ def _ptq_plan(config: TrainConfig, images: np.ndarray):
     with tempfile.TemporaryDirectory(prefix="mnv1-tk-qat-") as scratch:
         onnx = export_model(config.model.checkpoint, Path(scratch), formats=("onnx",))["onnx"]
         graph = lower_for_tflite(import_onnx(onnx, load_card(onnx)))
-    result = Quantizer(Recipe.load("default")).quantize(graph, images)
-    return result.float_graph, result.plan
+    return Quantizer(Recipe.load("default")).quantize(graph, images)
 
 
 def qat_lr_scale(config: TrainConfig) -> dict[str, float]:
