@@ -78,7 +78,9 @@ OURS = {  # name -> recipe fields over the default recipe
     "ours fc per tensor": {"fc_per_channel": False, "adaround": False},
     "ours avg_pool": {"global_pool": "avg_pool", "adaround": False},
     "ours no act-eq": {"act_equalization": 0.0},
+    "ours act-eq 1.0": {"act_equalization": 1.0},
     "ours act-eq 1.5": {"act_equalization": 1.5},
+    "ours act-eq 2": {"act_equalization": 2.0},
 }
 
 

@@ -67,8 +67,9 @@ def check_images(graph: Graph, images: np.ndarray) -> np.ndarray:
 
 
 def calibrate(graph: Graph, images: np.ndarray, batch_size: int = 32,
-              progress: Callable[[int], None] | None = None) -> CalibrationResult:
-    """Observe every activation of `graph` (lowered, NHWC, float) on `images` (float NHWC)."""
+              progress: Callable[[int], None] | None = None, histograms: bool = True) -> CalibrationResult:
+    """Observe every activation of `graph` (lowered, NHWC, float) on `images` (float NHWC); `histograms=False`:
+    only the per-channel pre-activation maxima (what equalization needs before it recalibrates)."""
     images = check_images(graph, images)
     result = CalibrationResult()
     layers_with_act = {n.name: n for n in graph.nodes if n.attrs.get("act", "none") != "none"}
@@ -83,7 +84,7 @@ def calibrate(graph: Graph, images: np.ndarray, batch_size: int = 32,
 
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size]
-        run(graph, batch, on_tensor=observe,
+        run(graph, batch, on_tensor=observe if histograms else None,
             on_preact=observe_preact if layers_with_act else None)
         result.count += len(batch)
         if progress:

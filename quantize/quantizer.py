@@ -84,11 +84,11 @@ class Quantizer:
         check_quantizable(graph)
         return global_pool_as_mean(graph) if self.recipe.global_pool == "mean" else graph
 
-    def calibrate(self, graph: Graph, images: np.ndarray) -> CalibrationResult:
-        """Histograms of every activation of `graph` over `images` (canonical NCHW)."""
+    def calibrate(self, graph: Graph, images: np.ndarray, histograms: bool = True) -> CalibrationResult:
+        """Histograms of every activation of `graph` over `images` (canonical NCHW), and per-channel maxima."""
         graph = self.prepare(graph)
         x = sample(check_images(graph, to_nhwc(images)), len(images), 64)
-        return calibrate(graph, x, progress=self._tick("calibrate", len(x)))
+        return calibrate(graph, x, progress=self._tick("calibrate", len(x)), histograms=histograms)
 
     def quantize(self, graph: Graph, images: np.ndarray, calibration: CalibrationResult | None = None
                  ) -> QuantizationResult:
@@ -99,13 +99,14 @@ class Quantizer:
             result, scores = select(lambda fields: Quantizer(recipe.replace(**fields), self.progress), graph, images,
                                     recipe.select_holdout, MIN_CALIBRATION_IMAGES)
             return dataclasses.replace(result, selection=scores)
-        calibration = calibration or self.calibrate(graph, images)
-        equalization = None
+        recalibrates = recipe.cle or recipe.act_equalization > 0  # the first pass only needs channel maxima
+        calibration = calibration or self.calibrate(graph, images, histograms=not recalibrates)
+        equalization = act_equalization = None
         if recipe.cle:
             graph, equalization = equalize(graph, calibration.preact_max)
-            calibration = calibrate(graph, sample(x, len(x), 64), progress=self._tick("calibrate (after CLE)", len(x)))
-        act_equalization = None
-        if recipe.act_equalization > 0:
+            calibration = calibrate(graph, sample(x, len(x), 64), progress=self._tick("calibrate (after CLE)", len(x)),
+                                    histograms=not recipe.act_equalization)
+        if recipe.act_equalization:
             graph, act_equalization = equalize_activations(graph, calibration.preact_max, recipe.act_equalization)
             calibration = calibrate(graph, sample(x, len(x), 64),
                                     progress=self._tick("calibrate (after equalization)", len(x)))
