@@ -79,7 +79,7 @@ OURS = {  # name -> recipe fields over the default recipe
     "ours avg_pool": {"global_pool": "avg_pool", "adaround": False},
     "ours no act-eq": {"act_equalization": 0.0},
     "ours act-eq 1.0": {"act_equalization": 1.0},
-    "ours act-eq 1.5": {"act_equalization": 1.5},
+    "ours act-eq 1.25": {"act_equalization": 1.25},
     "ours act-eq 2": {"act_equalization": 2.0},
 }
 
