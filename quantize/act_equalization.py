@@ -1,13 +1,17 @@
-"""Activation equalization into depthwise layers: per-channel activation ranges within the int8 scheme.
+"""Activation equalization: per-channel activation ranges within the per-tensor int8 scheme.
 
 The int8 scheme quantizes activations per tensor and weights per channel, so a channel whose
-activations span half of its tensor's range uses half of the int8 grid. For a layer L1 (convolution,
-ReLU or ReLU6) whose only consumer is a depthwise layer L2, output channel i of L1 is multiplied by
-s_i (its weights and bias) and channel i of L2's weights divided by s_i. L1's weights are quantized
-per output channel and L2's per channel on that same axis, so neither layer's int8 weights change;
-only the activation between them does: with s_i = M / m_i (m_i the channel's calibration maximum
-after the activation, M the tensor's) every channel would fill the tensor's grid, as per-channel
-activation ranges would. ReLU is positively homogeneous, so the network computes the same function.
+activations span half of its tensor's range uses half of the int8 grid. For a layer L1 (convolution
+or depthwise, ReLU or ReLU6) whose only consumer is L2, output channel i of L1 is multiplied by s_i
+(its weights and bias) and input channel i of L2's weights divided by s_i: with s_i = M / m_i (m_i
+the channel's calibration maximum after the activation, M the tensor's) every channel would fill the
+tensor's grid, as per-channel activation ranges would. ReLU is positively homogeneous, so the network
+computes the same function. L1's weights are quantized per output channel, so its int8 weights do
+not change. When L2 is depthwise (convolution -> depthwise), its weights are quantized per channel on
+that same axis and do not change either: the rescaling is free. When L2 is a 1x1 convolution
+(depthwise -> pointwise), its input column i shrinks by s_i inside a row whose scale its largest
+weight sets, so that column's weights lose precision in proportion: a trade, which AdaRound's
+rounding and the finer activations win on the tuning models.
 
 A channel's calibration maximum underestimates what unseen images reach, and a channel that fills the
 grid is clipped at it: on a width-1.0 model a few val images exceed their channels' maxima by
@@ -30,7 +34,8 @@ import numpy as np
 
 from converters.ir import Graph, Node
 
-FIRST_OPS = ("conv2d",)
+FIRST_OPS = ("conv2d", "depthwise_conv2d")
+SECOND_OPS = ("depthwise_conv2d", "conv2d")
 ACTIVATION_LIMIT = {"relu": np.inf, "relu6": 6.0}
 MAX_SCALE = 64.0
 
@@ -47,21 +52,29 @@ class ActivationEqualizationReport:
                                   "largest": float(s.max())} for name, s in self.scales.items()}}
 
 
-def depthwise_pairs(graph: Graph) -> list[tuple[Node, Node]]:
-    """(convolution with ReLU/ReLU6, the depthwise layer that alone consumes its output), channel for channel."""
+def _channelwise(graph: Graph, node: Node) -> bool:
+    """A depthwise layer whose output channel i is its input channel i (depth multiplier 1)."""
+    return graph.const(node.inputs[1]).shape[3] == graph.tensors[node.inputs[0]].shape[3]
+
+
+def equalizable_pairs(graph: Graph) -> list[tuple[Node, Node]]:
+    """(layer with ReLU/ReLU6, the layer that alone consumes its output): convolution -> depthwise and
+    depthwise -> convolution, channel for channel."""
     pairs = []
     for first in graph.nodes:
         if first.op not in FIRST_OPS or first.attrs.get("groups", 1) != 1 \
                 or first.attrs.get("act", "none") not in ACTIVATION_LIMIT or first.outputs[0] in graph.outputs:
             continue
         consumers = graph.consumers(first.outputs[0])
-        if len(consumers) != 1 or consumers[0].op != "depthwise_conv2d":
+        if len(consumers) != 1 or consumers[0].op not in SECOND_OPS or consumers[0].op == first.op:
             continue
         second = consumers[0]
+        if second.attrs.get("groups", 1) != 1:
+            continue
         if any(len(graph.consumers(t)) != 1 for t in (*first.inputs[1:], second.inputs[1])):
             continue  # a shared constant would be rescaled for its other users too
-        if graph.const(second.inputs[1]).shape[3] != graph.tensors[second.inputs[0]].shape[3]:
-            continue  # depth multiplier > 1: channel i of the output is not channel i of the input
+        if any(n.op == "depthwise_conv2d" and not _channelwise(graph, n) for n in (first, second)):
+            continue
         pairs.append((first, second))
     return pairs
 
@@ -74,23 +87,27 @@ def channel_scales(output_max: np.ndarray, headroom: float, max_scale: float = M
     return np.where(alive, np.minimum(peak / target, max_scale), 1.0)
 
 
+def _rescale(graph: Graph, name: str, factor: np.ndarray, axis: int) -> None:
+    data = graph.const(name).astype(np.float64)
+    shape = [1] * data.ndim
+    shape[axis] = -1
+    graph.tensors[name].data = (data * factor.reshape(shape)).astype(np.float32)
+
+
 def equalize_activations(graph: Graph, preact_max: dict[str, np.ndarray], headroom: float,
                          max_scale: float = MAX_SCALE) -> tuple[Graph, ActivationEqualizationReport]:
-    """Rescale every (convolution -> depthwise) pair's channels; `preact_max`: layer -> per-channel maximum
-    before its activation over the calibration images."""
+    """Rescale every equalizable pair's channels; `preact_max`: layer -> per-channel maximum before its
+    activation over the calibration images (a pair's rescaling leaves every other layer's output as it was)."""
     if headroom < 1.0:
         raise ValueError(f"headroom {headroom} is below 1: channels would clip below their calibration maximum")
     graph = graph.copy()
     scales_by_layer = {}
-    for first, second in depthwise_pairs(graph):
+    for first, second in equalizable_pairs(graph):
         output_max = np.clip(preact_max[first.name].astype(np.float64), 0.0, ACTIVATION_LIMIT[first.attrs["act"]])
         scales = channel_scales(output_max, headroom, max_scale)
-        weight = graph.const(first.inputs[1]).astype(np.float64) * scales.reshape(-1, 1, 1, 1)
-        graph.tensors[first.inputs[1]].data = weight.astype(np.float32)
+        _rescale(graph, first.inputs[1], scales, 0 if first.op == "conv2d" else 3)
         if len(first.inputs) > 2:
-            bias = graph.const(first.inputs[2]).astype(np.float64) * scales
-            graph.tensors[first.inputs[2]].data = bias.astype(np.float32)
-        depthwise = graph.const(second.inputs[1]).astype(np.float64) / scales.reshape(1, 1, 1, -1)
-        graph.tensors[second.inputs[1]].data = depthwise.astype(np.float32)
+            _rescale(graph, first.inputs[2], scales, 0)
+        _rescale(graph, second.inputs[1], 1.0 / scales, 3)  # input channels: [O,H,W,I] and [1,H,W,C]
         scales_by_layer[first.name] = scales
     return graph.verify(), ActivationEqualizationReport(headroom, scales_by_layer)

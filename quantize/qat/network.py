@@ -223,21 +223,23 @@ def load_qat_network(path) -> QATMobileNetV1:
 
 def equalize_network(network: QATMobileNetV1, graph, equalization) -> None:
     """Give the network the channel scales our PTQ's activation equalization chose (`equalization`: an
-    ActivationEqualizationReport of `graph`): the first layer's BN gamma and beta times s_i (its folded output
-    times s_i), the depthwise layer's weights divided by s_i, as `quantize.act_equalization` rescales the graph."""
+    ActivationEqualizationReport of `graph`), as `quantize.act_equalization` rescales the graph: the first
+    layer's BN gamma and beta times s_i (its folded output times s_i), the consuming layer's input channel i
+    divided by s_i."""
     from mindspore import Tensor
 
     from quantize.transform import quantizable_layers
 
-    cells = dict(zip((n.name for n in quantizable_layers(graph)), list(network.layers) + [network.classifier],
-                     strict=True))
+    nodes = quantizable_layers(graph)
+    cells = dict(zip((n.name for n in nodes), list(network.layers) + [network.classifier], strict=True))
     for name, scales in equalization.scales.items():
-        first = next(n for n in graph.nodes if n.name == name)
-        bn, conv = cells[name].bn, cells[graph.consumers(first.outputs[0])[0].name].conv
+        first = next(n for n in nodes if n.name == name)
+        second = graph.consumers(first.outputs[0])[0]
+        bn, weight = cells[name].bn, cells[second.name].conv.weight
         for parameter in (bn.gamma, bn.beta):
             parameter.set_data(Tensor((parameter.asnumpy() * scales).astype(np.float32), parameter.dtype))
-        conv.weight.set_data(Tensor((conv.weight.asnumpy() / scales.reshape(-1, 1, 1, 1)).astype(np.float32),
-                                    conv.weight.dtype))
+        shape = (-1, 1, 1, 1) if second.op == "depthwise_conv2d" else (1, -1, 1, 1)  # [C, 1, kh, kw] / [O, I, kh, kw]
+        weight.set_data(Tensor((weight.asnumpy() / scales.reshape(shape)).astype(np.float32), weight.dtype))
 
 
 def start_from_plan(network: QATMobileNetV1, graph, plan, equalization=None) -> int:

@@ -85,14 +85,25 @@ def test_qat_checkpoint_converts_to_what_training_computed(qat_run, tmp_path):
     np.testing.assert_array_equal(theirs[classifier.inputs[0]], ours[classifier.inputs[0]])
     np.testing.assert_array_equal(theirs[classifier.outputs[0]], ours[classifier.outputs[0]])
     ours = ours[qgraph.outputs[0]]
-    # Training's fake-quant forward pass: within 1 LSB of the logits' int8 grid (it requantizes in float64, as
-    # the converter computes the multipliers; in float32 a large accumulator's ties fell the other way), and
-    # at most 0.5% of the logits off at all: a weight's rounding tie that float32 decides the other way.
+    # Training's fake-quant forward pass, layer by layer from the same int8 input: the reference's int8 output
+    # but for rare values 1 off (a tie that the float32 convolution decides the other way: 0.02% of one layer's
+    # values on this model; it requantizes in float64, as the converter computes its multipliers).
+    layers = [n for n in qgraph.nodes if n.op in ("conv2d", "depthwise_conv2d")]
+    expected = reference.run(qgraph, to_nhwc(images), "builtin", fetch=[n.outputs[0] for n in layers])
+    x, scale, zero_point = network.input_quant(ms.Tensor(images))
+    for layer, node in zip(network.layers, layers, strict=True):
+        x, scale, zero_point = layer(x, scale)
+        int8 = expected[node.outputs[0]].transpose(0, 3, 1, 2)
+        off = np.abs((x + zero_point).asnumpy() - int8)
+        assert off.max() <= 1 and np.mean(off > 0) <= 1e-3, (node.name, off.max(), np.mean(off > 0))
+        x = ms.Tensor(int8 - zero_point.asnumpy())  # the next layer starts from the reference's values again
+    # End to end, a value 1 off is carried on by the later layers: the logits stay within 1 LSB of the file's
+    # (14 of 640 logits 1 LSB off on this model; the earlier float32 requantization put some 2 LSB off).
     logits_q = qgraph.tensors[classifier.outputs[0]].quant
     trained = network(ms.Tensor(images)).asnumpy()
     lsb = np.abs(trained - ours) / float(logits_q.scale[0])
     assert lsb.max() <= 1.0 + 1e-3, f"{lsb.max():.2f} LSB"
-    assert np.mean(lsb > 0.5) <= 0.005, f"{np.sum(lsb > 0.5)} of {lsb.size} logits 1 LSB off"
+    assert np.mean(lsb > 0.5) <= 0.05, f"{np.sum(lsb > 0.5)} of {lsb.size} logits 1 LSB off"
     assert np.mean(trained.argmax(1) == ours.argmax(1)) >= 0.98
 
 

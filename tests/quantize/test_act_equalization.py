@@ -1,4 +1,4 @@
-"""Activation equalization into depthwise layers: the same function, the same int8 weights, finer
+"""Activation equalization: the same function, the same int8 weights where the rescaling is free, finer
 activation grids on images calibration never saw, and a model LiteRT computes bit for bit."""
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 from converters.ir.execute import run as run_float
 from quantize import Quantizer, Recipe
-from quantize.act_equalization import MAX_SCALE, channel_scales, depthwise_pairs, equalize_activations
+from quantize.act_equalization import MAX_SCALE, channel_scales, equalizable_pairs, equalize_activations
 from quantize.calibrator import calibrate
 from quantize.params import WEIGHT_AXIS, activation_params, weight_params
 from quantize.quantizer import to_nhwc
@@ -24,10 +24,11 @@ def equalized(digits_set):
     return calibration, graph, report
 
 
-def test_every_convolution_into_a_depthwise_layer_is_equalized(digits_set, equalized):
+def test_every_layer_into_a_depthwise_or_pointwise_layer_is_equalized(digits_set, equalized):
     _, _, report = equalized
-    pairs = depthwise_pairs(digits_set.graph)
-    assert len(pairs) == 13  # the stem and the first 12 pointwise layers, each into a depthwise layer
+    pairs = equalizable_pairs(digits_set.graph)
+    assert len(pairs) == 26  # the stem and 12 pointwise layers into depthwise layers, 13 depthwise into pointwise
+    assert sum(second.op == "depthwise_conv2d" for _, second in pairs) == 13
     assert sorted(report.scales) == sorted(first.name for first, _ in pairs)
     assert all(np.sum(scales > 1.0) > 0 for scales in report.scales.values())
     assert HEADROOM > 1.0
@@ -45,23 +46,35 @@ def test_every_channel_reaches_the_tensor_maximum_but_its_headroom(digits_set, e
     calibration, _, _ = equalized
     graph, _ = equalize_activations(digits_set.graph, calibration.preact_max, headroom)
     after = calibrate(graph, to_nhwc(digits_set.calib)).preact_max
-    for first, _ in depthwise_pairs(graph):
+    for first, _ in equalizable_pairs(graph):
         before, peak = (np.clip(p[first.name], 0, 6.0) for p in (calibration.preact_max, after))
         assert peak.max() == pytest.approx(before.max(), rel=1e-5)
         alive = before > before.max() / MAX_SCALE
         np.testing.assert_array_less(peak.max() / headroom * (1 - 1e-4), peak[alive], err_msg=first.name)
 
 
-def test_the_int8_weights_of_both_layers_do_not_change(digits_set, equalized):
+def _int8(graph, node):
+    axis = WEIGHT_AXIS[node.op]
+    weight = graph.const(node.inputs[1])
+    return np.round(np.moveaxis(weight, axis, -1) / weight_params(weight, axis, True).scale)
+
+
+def test_the_int8_weights_change_only_where_input_columns_are_rescaled(digits_set, equalized):
+    """Output channels are quantized per channel, and so are a depthwise layer's input channels: the stem's and
+    the depthwise layers' int8 weights stay; the pointwise layers after a depthwise layer (input columns
+    rescaled inside a row's one scale) change."""
     _, graph, _ = equalized
-    for first, second in depthwise_pairs(digits_set.graph):
-        for node in (first, second):
-            before = weight_params(digits_set.graph.const(node.inputs[1]), WEIGHT_AXIS[node.op], True)
-            after = weight_params(graph.const(node.inputs[1]), WEIGHT_AXIS[node.op], True)
-            axis = WEIGHT_AXIS[node.op]
-            q_before = np.round(np.moveaxis(digits_set.graph.const(node.inputs[1]), axis, -1) / before.scale)
-            q_after = np.round(np.moveaxis(graph.const(node.inputs[1]), axis, -1) / after.scale)
-            assert np.mean(q_before != q_after) < 1e-3 and np.abs(q_before - q_after).max() <= 1, node.name
+    pairs = equalizable_pairs(digits_set.graph)
+    rescaled_columns = {second.name for _, second in pairs if second.op == "conv2d"}
+    layers = {n.name: n for pair in pairs for n in pair}
+    assert len(layers) == 27 and len(rescaled_columns) == 13
+    for name, node in layers.items():
+        before, after = _int8(digits_set.graph, node), _int8(graph, node)
+        changed = np.mean(before != after)
+        if name in rescaled_columns:
+            assert changed > 0.01, name
+        else:
+            assert changed < 1e-3 and np.abs(before - after).max() <= 1, name
 
 
 def test_the_activation_grids_are_finer_on_held_out_images(digits_set, equalized):
@@ -70,7 +83,7 @@ def test_the_activation_grids_are_finer_on_held_out_images(digits_set, equalized
     calibration, graph, report = equalized
     after = calibrate(graph, to_nhwc(digits_set.calib))
     x = to_nhwc(digits_set.val)
-    pairs = depthwise_pairs(graph)
+    pairs = equalizable_pairs(graph)
     names = [first.outputs[0] for first, _ in pairs]
     original, rescaled = run_float(digits_set.graph, x, fetch=names), run_float(graph, x, fetch=names)
     for (first, _), name in zip(pairs, names):
