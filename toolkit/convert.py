@@ -598,6 +598,8 @@ def write_sensitivity_report(job: Job, out_dir: Path) -> tuple[Path, list]:
     write_json(Path(f"{stem}.json"), [asdict(r) for r in rows])
     if result.selection:  # recipe method "select": what each candidate scored on held-out calibration images
         write_json(out_dir / f"{job.card.stem}.int8.selection.json", [asdict(s) for s in result.selection])
+    if result.act_equalization:  # per equalized layer: channels rescaled, median and largest scale
+        write_json(out_dir / f"{job.card.stem}.int8.equalization.json", result.act_equalization.to_dict())
     figure, axis = plt.subplots(figsize=(max(6.0, 0.32 * len(rows)), 4.0))
     colours = {"conv2d": "tab:blue", "depthwise_conv2d": "tab:orange", "fully_connected": "tab:green"}
     axis.bar(range(len(rows)), [r.logits_sqnr_db for r in rows], color=[colours[r.op] for r in rows])

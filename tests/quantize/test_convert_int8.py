@@ -41,6 +41,10 @@ def test_report_writes_a_chart_and_a_table_of_every_layer(int8_run):
     assert all(0 <= layer["adaround_flipped"] < 0.5 for layer in layers)  # the default recipe's AdaRound
     saved = json.loads((out / "mobilenet_v1_025_32.int8.sensitivity.json").read_text())
     assert [r["layer"] for r in saved] == [r["layer"] for r in layers]
+    equalization = json.loads((out / "mobilenet_v1_025_32.int8.equalization.json").read_text())
+    assert equalization["headroom"] == Recipe.load("default").act_equalization
+    assert len(equalization["layers"]) == 26  # every layer but the last pointwise one feeds an equalized tensor
+    assert all(1.0 <= layer["median"] <= layer["largest"] for layer in equalization["layers"].values())
 
 
 def test_int8_io_records_the_input_quantization(trained_digits, tmp_path):

@@ -42,7 +42,7 @@ from toolkit.convert import QuantOptions, convert_command
 @click.option("--cle/--no-cle", default=None, help="Cross-layer equalization (default: the recipe's).")
 @click.option("--act-equalization", type=float, default=None, metavar="HEADROOM",
               help="Activation equalization into depthwise layers: each channel's range is its calibration maximum "
-                   "x HEADROOM (default: the recipe's, 1.25); 0: off.")
+                   "x HEADROOM (default: the recipe's, 1.5); 0: off.")
 @click.option("--bias-correction/--no-bias-correction", default=None, help="Empirical bias correction.")
 @click.option("--adaround/--no-adaround", default=None,
               help="Learnt weight rounding (AdaRound; on in the default recipe; --no-adaround is 3-4x faster).")
