@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from converters.ir import Graph, Node
+from quantize.cle import is_channelwise, scale_channels
 
 FIRST_OPS = ("conv2d", "depthwise_conv2d")
 SECOND_OPS = ("depthwise_conv2d", "conv2d")
@@ -52,11 +53,6 @@ class ActivationEqualizationReport:
                                   "largest": float(s.max())} for name, s in self.scales.items()}}
 
 
-def _channelwise(graph: Graph, node: Node) -> bool:
-    """A depthwise layer whose output channel i is its input channel i (depth multiplier 1)."""
-    return graph.const(node.inputs[1]).shape[3] == graph.tensors[node.inputs[0]].shape[3]
-
-
 def equalizable_pairs(graph: Graph) -> list[tuple[Node, Node]]:
     """(layer with ReLU/ReLU6, the layer that alone consumes its output): convolution -> depthwise and
     depthwise -> convolution, channel for channel."""
@@ -73,7 +69,7 @@ def equalizable_pairs(graph: Graph) -> list[tuple[Node, Node]]:
             continue
         if any(len(graph.consumers(t)) != 1 for t in (*first.inputs[1:], second.inputs[1])):
             continue  # a shared constant would be rescaled for its other users too
-        if any(n.op == "depthwise_conv2d" and not _channelwise(graph, n) for n in (first, second)):
+        if any(n.op == "depthwise_conv2d" and not is_channelwise(graph, n) for n in (first, second)):
             continue
         pairs.append((first, second))
     return pairs
@@ -87,13 +83,6 @@ def channel_scales(output_max: np.ndarray, headroom: float, max_scale: float = M
     return np.where(alive, np.minimum(peak / target, max_scale), 1.0)
 
 
-def _rescale(graph: Graph, name: str, factor: np.ndarray, axis: int) -> None:
-    data = graph.const(name).astype(np.float64)
-    shape = [1] * data.ndim
-    shape[axis] = -1
-    graph.tensors[name].data = (data * factor.reshape(shape)).astype(np.float32)
-
-
 def equalize_activations(graph: Graph, preact_max: dict[str, np.ndarray], headroom: float,
                          max_scale: float = MAX_SCALE) -> tuple[Graph, ActivationEqualizationReport]:
     """Rescale every equalizable pair's channels; `preact_max`: layer -> per-channel maximum before its
@@ -105,9 +94,7 @@ def equalize_activations(graph: Graph, preact_max: dict[str, np.ndarray], headro
     for first, second in equalizable_pairs(graph):
         output_max = np.clip(preact_max[first.name].astype(np.float64), 0.0, ACTIVATION_LIMIT[first.attrs["act"]])
         scales = channel_scales(output_max, headroom, max_scale)
-        _rescale(graph, first.inputs[1], scales, 0 if first.op == "conv2d" else 3)
-        if len(first.inputs) > 2:
-            _rescale(graph, first.inputs[2], scales, 0)
-        _rescale(graph, second.inputs[1], 1.0 / scales, 3)  # input channels: [O,H,W,I] and [1,H,W,C]
+        scale_channels(graph, first, scales, "out")
+        scale_channels(graph, second, 1.0 / scales, "in")
         scales_by_layer[first.name] = scales
     return graph.verify(), ActivationEqualizationReport(headroom, scales_by_layer)

@@ -51,6 +51,11 @@ def channel_spread(graph: Graph, node: Node) -> float:
     return float(r.max() / r.min()) if r.size else 1.0
 
 
+def is_channelwise(graph: Graph, node: Node) -> bool:
+    """A depthwise layer whose output channel i is its input channel i (depth multiplier 1)."""
+    return graph.const(node.inputs[1]).shape[3] == graph.tensors[node.inputs[0]].shape[3]
+
+
 def equalizable_pairs(graph: Graph) -> list[tuple[Node, Node]]:
     pairs = []
     for first in graph.nodes:
@@ -61,14 +66,13 @@ def equalizable_pairs(graph: Graph) -> list[tuple[Node, Node]]:
             continue
         second = consumers[0]
         if second.op in PAIR_SECOND and (second.op != "conv2d" or second.attrs.get("groups", 1) == 1):
-            if first.op == "depthwise_conv2d" and graph.const(first.inputs[1]).shape[3] != \
-                    graph.tensors[first.inputs[0]].shape[3]:
-                continue  # depth multiplier > 1: channel i of the output is not channel i of the input
+            if first.op == "depthwise_conv2d" and not is_channelwise(graph, first):
+                continue
             pairs.append((first, second))
     return pairs
 
 
-def _scale(graph: Graph, node: Node, per_channel: np.ndarray, axis: str) -> None:
+def scale_channels(graph: Graph, node: Node, per_channel: np.ndarray, axis: str) -> None:
     """Multiply output (axis="out") or input (axis="in") channels of a layer's weight by `per_channel`."""
     w = graph.const(node.inputs[1]).astype(np.float64)
     if node.op == "depthwise_conv2d" or axis == "in":
@@ -105,8 +109,8 @@ def equalize(graph: Graph, preact_max: dict[str, np.ndarray], iterations: int = 
                 total = np.where(peak >= RELU6_LIMIT, 1.0, np.maximum(total, peak / RELU6_LIMIT))
             step = total / cumulative[first.name]
             cumulative[first.name] = total
-            _scale(graph, first, 1.0 / step, "out")
-            _scale(graph, second, step, "in")
+            scale_channels(graph, first, 1.0 / step, "out")
+            scale_channels(graph, second, step, "in")
             largest_step = max(largest_step, float(np.max(np.abs(np.log(step)))))
         if largest_step < tolerance:
             break

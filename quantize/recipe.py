@@ -26,8 +26,8 @@ class Recipe:
                                     # weighs clipped outliers more, between mse and minmax)
     logits_range: str = "method"    # the logits' range: "method" (the recipe's method) or "minmax" (never clipped)
     cle: bool = True                # cross-layer equalization
-    act_equalization: float = 0.0   # activation equalization into depthwise layers: each channel's range is its
-                                    # calibration maximum times this headroom (>= 1), at most the tensor's; 0: off
+    act_equalization: float = 0.0   # activation equalization (quantize.act_equalization): each channel's range is
+                                    # its calibration maximum times this headroom (>= 1), at most the tensor's; 0: off
     bias_correction: bool = True
     adaround: bool = False          # learnt weight rounding (AdaRound)
     adaround_iterations: int = 500

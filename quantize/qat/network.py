@@ -230,11 +230,10 @@ def equalize_network(network: QATMobileNetV1, graph, equalization) -> None:
 
     from quantize.transform import quantizable_layers
 
-    nodes = quantizable_layers(graph)
-    cells = dict(zip((n.name for n in nodes), list(network.layers) + [network.classifier], strict=True))
+    nodes = {n.name: n for n in quantizable_layers(graph)}
+    cells = dict(zip(nodes, list(network.layers) + [network.classifier], strict=True))
     for name, scales in equalization.scales.items():
-        first = next(n for n in nodes if n.name == name)
-        second = graph.consumers(first.outputs[0])[0]
+        second = graph.consumers(nodes[name].outputs[0])[0]
         bn, weight = cells[name].bn, cells[second.name].conv.weight
         for parameter in (bn.gamma, bn.beta):
             parameter.set_data(Tensor((parameter.asnumpy() * scales).astype(np.float32), parameter.dtype))

@@ -41,7 +41,7 @@ from toolkit.convert import QuantOptions, convert_command
                                              "mslite: max_min, kl, removal_outlier.")
 @click.option("--cle/--no-cle", default=None, help="Cross-layer equalization (default: the recipe's).")
 @click.option("--act-equalization", type=float, default=None, metavar="HEADROOM",
-              help="Activation equalization into depthwise layers: each channel's range is its calibration maximum "
+              help="Activation equalization between layers: each channel's range is its calibration maximum "
                    "x HEADROOM (default: the recipe's, 1.5); 0: off.")
 @click.option("--bias-correction/--no-bias-correction", default=None, help="Empirical bias correction.")
 @click.option("--adaround/--no-adaround", default=None,
