@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 from mindspore import dtype as mstype
-from mindspore import nn, ops
+from mindspore import Parameter, Tensor, nn, ops
 
 from quantize.params import WEIGHT_AXIS
 from quantize.params import QMAX, QMIN, WEIGHT_MAX
@@ -31,6 +31,31 @@ class FoldedLayer(nn.Cell):
         self.stride, self.padding, self.groups = conv.stride, conv.padding, conv.group
         self.relu6 = act == "relu6"
         self.eps = bn.eps
+        self.depthwise = conv.group > 1
+        # Activation equalization's channel scales, constants outside the trained parametrization: the folded
+        # output channel times out_eq, the input channel divided by in_eq (see `equalize_network`).
+        self.out_eq = Parameter(Tensor(np.ones(conv.out_channels, np.float32)), requires_grad=False)
+        self.in_eq = Parameter(Tensor(np.ones(conv.in_channels, np.float32)), requires_grad=False)
+
+    def name_parameters(self, prefix: str) -> None:
+        self.out_eq.name, self.in_eq.name = f"{prefix}.out_eq", f"{prefix}.in_eq"
+
+    def weight_multiplier(self):
+        """What the folded weight is conv.weight times: the BN factor and out_eq per output channel over in_eq
+        per input channel."""
+        in_eq = self.in_eq.reshape((-1, 1, 1, 1) if self.depthwise else (1, -1, 1, 1))
+        return (self.bn_factor() * self.out_eq).reshape(-1, 1, 1, 1) / in_eq
+
+    def bake_equalization(self) -> None:
+        """Move out_eq into the BN's gamma and beta and in_eq into conv.weight, and reset both to 1: the same
+        function in the float MobileNetV1's parameters, as `convert` reads a QAT checkpoint."""
+        shape = (-1, 1, 1, 1) if self.depthwise else (1, -1, 1, 1)
+        out_eq, in_eq = self.out_eq.asnumpy(), self.in_eq.asnumpy()
+        for parameter in (self.bn.gamma, self.bn.beta):
+            parameter.set_data(Tensor(parameter.asnumpy() * out_eq, parameter.dtype))
+        self.conv.weight.set_data(Tensor(self.conv.weight.asnumpy() / in_eq.reshape(shape), self.conv.weight.dtype))
+        for parameter in (self.out_eq, self.in_eq):
+            parameter.set_data(Tensor(np.ones(parameter.shape, np.float32)))
 
     def bn_factor(self):
         """gamma / sqrt(moving variance + eps): the BN's scale per output channel."""
@@ -39,20 +64,18 @@ class FoldedLayer(nn.Cell):
     def folded(self):
         """BN folded into (weight [O, I, kh, kw], bias [O]) with the moving statistics."""
         factor = self.bn_factor()
-        weight = self.conv.weight * factor.reshape(-1, 1, 1, 1)
-        bias = self.bn.beta - self.bn.moving_mean * factor
+        weight = self.conv.weight * self.weight_multiplier()
+        bias = (self.bn.beta - self.bn.moving_mean * factor) * self.out_eq
         return weight, bias
 
     def round_weights_to(self, target: np.ndarray, plan_scale: np.ndarray) -> int:
         """Move the folded weights that nearest rounding would not put on `target` (int8, this layout) onto
         their target grid point (see `off_target`); returns how many moved."""
-        from mindspore import Tensor
-
         weight, _ = self.folded()
         scale = weight_scale(weight, True).asnumpy()
-        factor = self.bn_factor().asnumpy().reshape(-1, 1, 1, 1)
-        move = off_target(weight.asnumpy(), scale, target, plan_scale) & (factor != 0)
-        grid = target * scale.reshape(-1, 1, 1, 1) / np.where(factor != 0, factor, 1)
+        multiplier = self.weight_multiplier().asnumpy()
+        move = off_target(weight.asnumpy(), scale, target, plan_scale) & (multiplier != 0)
+        grid = target * scale.reshape(-1, 1, 1, 1) / np.where(multiplier != 0, multiplier, 1)
         self.conv.weight.set_data(Tensor(np.where(move, grid, self.conv.weight.asnumpy()).astype(np.float32)))
         return int(move.sum())
 
@@ -98,8 +121,6 @@ class QuantizedDense(nn.Cell):
 
     def round_weights_to(self, target: np.ndarray, plan_scale: np.ndarray) -> int:
         """As `FoldedLayer.round_weights_to`, for the classifier's weights."""
-        from mindspore import Tensor
-
         weight = self.dense.weight.asnumpy()
         scale = weight_scale(self.dense.weight, self.per_channel).asnumpy()
         move = off_target(weight, scale, target, plan_scale)
@@ -148,10 +169,17 @@ class QATMobileNetV1(nn.Cell):
             param.name = names.get(id(param), param.name)
         for quantizer_cell in self.quantizers():
             quantizer_cell.name_parameters()
+        for i, layer in enumerate(self.layers):
+            layer.name_parameters(f"{RANGE_PREFIX}layer{i}")
 
     def quantizers(self) -> list[ActivationQuantizer]:
         """The activation quantizers in graph order: input, each layer's output, logits."""
         return [self.input_quant] + [layer.out_quant for layer in self.layers] + [self.classifier.out_quant]
+
+    def bake_equalization(self) -> None:
+        """Fold every layer's equalization constants into its parameters (see `FoldedLayer.bake_equalization`)."""
+        for layer in self.layers:
+            layer.bake_equalization()
 
     def activation_params(self) -> list[tuple[float, int]]:
         """(scale, zero point) per activation tensor, in `quantizers()` order, as training computes them."""
@@ -187,8 +215,6 @@ class QATMobileNetV1(nn.Cell):
 def initialise_ranges(network: QATMobileNetV1, batches) -> int:
     """Set every range to the min / max its tensor takes over `batches` (NCHW float32 arrays); returns the
     number of images seen."""
-    from mindspore import Tensor
-
     lows = highs = None
     seen = 0
     for images in batches:
@@ -204,8 +230,6 @@ def initialise_ranges(network: QATMobileNetV1, batches) -> int:
 
 def load_qat_network(path) -> QATMobileNetV1:
     """The fake-quant network of a QAT checkpoint (weights and learnt ranges), in eval mode."""
-    from mindspore import Tensor
-
     from quantize.qat.plan import CARD_KEY
     from toolkit.card import load_card
     from toolkit.models import create_model
@@ -216,7 +240,8 @@ def load_qat_network(path) -> QATMobileNetV1:
     network = QATMobileNetV1(net, card.extra[CARD_KEY]["ranges"])
     saved = read_checkpoint(path)
     for param in network.get_parameters():
-        param.set_data(Tensor(saved[param.name].asnumpy(), param.dtype))
+        if param.name in saved:  # a checkpoint saves its equalization baked in (its out_eq / in_eq are 1)
+            param.set_data(Tensor(saved[param.name].asnumpy(), param.dtype))
     network.set_train(False)
     return network
 
@@ -224,32 +249,27 @@ def load_qat_network(path) -> QATMobileNetV1:
 def equalize_network(network: QATMobileNetV1, graph, equalization) -> None:
     """Give the network the channel scales our PTQ's activation equalization chose (`equalization`: an
     ActivationEqualizationReport of `graph`), as `quantize.act_equalization` rescales the graph: the first
-    layer's BN gamma and beta times s_i (its folded output times s_i), the consuming layer's input channel i
-    divided by s_i."""
-    from mindspore import Tensor
-
+    layer's folded output channel i times s_i, the consuming layer's input channel i divided by s_i. They are
+    constants (`out_eq`, `in_eq`) outside the trained parameters: folded into them, s_i would scale those
+    parameters' effective learning rate by 1 / s_i^2 (the first layer's) and s_i^2 (the consumer's), up to
+    4096x apart at the largest scale."""
     from quantize.transform import quantizable_layers
 
     nodes = {n.name: n for n in quantizable_layers(graph)}
     cells = dict(zip(nodes, list(network.layers) + [network.classifier], strict=True))
     for name, scales in equalization.scales.items():
         second = graph.consumers(nodes[name].outputs[0])[0]
-        bn, weight = cells[name].bn, cells[second.name].conv.weight
-        for parameter in (bn.gamma, bn.beta):
-            parameter.set_data(Tensor((parameter.asnumpy() * scales).astype(np.float32), parameter.dtype))
-        shape = (-1, 1, 1, 1) if second.op == "depthwise_conv2d" else (1, -1, 1, 1)  # [C, 1, kh, kw] / [O, I, kh, kw]
-        weight.set_data(Tensor((weight.asnumpy() / scales.reshape(shape)).astype(np.float32), weight.dtype))
+        cells[name].out_eq.set_data(Tensor(scales.astype(np.float32)))
+        cells[second.name].in_eq.set_data(Tensor(scales.astype(np.float32)))
 
 
 def start_from_plan(network: QATMobileNetV1, graph, plan, equalization=None) -> int:
     """Start where our PTQ ends (`plan`: a QuantPlan of `graph`, the lowered float graph of the same model):
     every range on the int8 grid [(-128 - zp) * s, (127 - zp) * s] of its tensor, every bias at its
-    bias-corrected value (the correction's shift added to the BN beta, or the classifier's bias), and every
-    weight AdaRound rounded away from nearest moved onto its chosen grid point, so that the fake quantization's
-    nearest rounding gives AdaRound's int8 weights. `equalization`: the PTQ's activation equalization of `graph`,
+    bias-corrected value (the correction's shift over out_eq added to the BN beta, or to the classifier's bias),
+    and every weight AdaRound rounded away from nearest moved onto its chosen grid point, so that the fake
+    quantization's nearest rounding gives AdaRound's int8 weights. `equalization`: the PTQ's activation equalization of `graph`,
     applied first (see `equalize_network`). Returns the number of weights moved."""
-    from mindspore import Tensor
-
     from quantize.params import quantize_weight as plan_int8_weight
     from quantize.transform import quantizable_layers
 
@@ -261,10 +281,10 @@ def start_from_plan(network: QATMobileNetV1, graph, plan, equalization=None) -> 
         params = plan.activations[tensor]
         scale, zero_point = float(params.scale[0]), int(params.zero_point[0])
         quantizer.set_range((QMIN - zero_point) * scale, (QMAX - zero_point) * scale)
-    biases = [layer.bn.beta for layer in network.layers] + [network.classifier.dense.bias]
-    for bias, node in zip(biases, layers, strict=True):
-        if node.name in plan.biases:
-            shift = plan.biases[node.name] - graph.const(node.inputs[2])
+    biases = [(layer.bn.beta, layer.out_eq.asnumpy()) for layer in network.layers] + [(network.classifier.dense.bias, 1.0)]
+    for (bias, out_eq), node in zip(biases, layers, strict=True):
+        if node.name in plan.biases:  # the shift is in the equalized graph's units
+            shift = (plan.biases[node.name] - graph.const(node.inputs[2])) / out_eq
             bias.set_data(Tensor(bias.asnumpy() + shift.astype(np.float32), bias.dtype))
     moved = 0
     cells = list(network.layers) + [network.classifier]

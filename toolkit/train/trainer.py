@@ -269,6 +269,8 @@ class Trainer:
                 record = self._train_epoch(run, epoch, iterator, progress)
                 _copy_weights(run.ema.shadow_arrays() if run.ema else
                               {p.name: p.asnumpy() for p in run.network.get_parameters()}, run.clean)
+                if self.config.qat.enabled:
+                    run.clean.bake_equalization()  # saved as convert reads it
                 if self.config.run.validate and (epoch % self.config.run.val_interval == 0 or epoch == epochs):
                     record.update(self._validate(run))
                 self._end_epoch(run, record)
