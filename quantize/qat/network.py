@@ -14,12 +14,13 @@ import numpy as np
 from mindspore import dtype as mstype
 from mindspore import Parameter, Tensor, nn, ops
 
-from quantize.params import WEIGHT_AXIS
-from quantize.params import QMAX, QMIN, WEIGHT_MAX
-from quantize.qat.fake_quant import ActivationQuantizer, quantize_bias, quantize_weight, requantize, round_ste, weight_scale
+from quantize.params import QMAX, QMIN, WEIGHT_AXIS, WEIGHT_MAX
+from quantize.qat.fake_quant import (ActivationQuantizer, quantize_bias, quantize_weight, requantize, round_ste,
+                                     weight_scale)
 
 RANGE_PREFIX = "qat."
-MINDSPORE_LAYOUT = {"conv2d": (0, 3, 1, 2), "depthwise_conv2d": (3, 0, 1, 2), "fully_connected": (0, 1)}  # of IR weights
+# IR weight layout -> MindSpore's
+MINDSPORE_LAYOUT = {"conv2d": (0, 3, 1, 2), "depthwise_conv2d": (3, 0, 1, 2), "fully_connected": (0, 1)}
 
 
 class FoldedLayer(nn.Cell):
@@ -268,8 +269,8 @@ def start_from_plan(network: QATMobileNetV1, graph, plan, equalization=None) -> 
     every range on the int8 grid [(-128 - zp) * s, (127 - zp) * s] of its tensor, every bias at its
     bias-corrected value (the correction's shift over out_eq added to the BN beta, or to the classifier's bias),
     and every weight AdaRound rounded away from nearest moved onto its chosen grid point, so that the fake
-    quantization's nearest rounding gives AdaRound's int8 weights. `equalization`: the PTQ's activation equalization of `graph`,
-    applied first (see `equalize_network`). Returns the number of weights moved."""
+    quantization's nearest rounding gives AdaRound's int8 weights. `equalization`: the PTQ's activation
+    equalization of `graph`, applied first (see `equalize_network`). Returns the number of weights moved."""
     from quantize.params import quantize_weight as plan_int8_weight
     from quantize.transform import quantizable_layers
 
@@ -281,7 +282,8 @@ def start_from_plan(network: QATMobileNetV1, graph, plan, equalization=None) -> 
         params = plan.activations[tensor]
         scale, zero_point = float(params.scale[0]), int(params.zero_point[0])
         quantizer.set_range((QMIN - zero_point) * scale, (QMAX - zero_point) * scale)
-    biases = [(layer.bn.beta, layer.out_eq.asnumpy()) for layer in network.layers] + [(network.classifier.dense.bias, 1.0)]
+    biases = [(layer.bn.beta, layer.out_eq.asnumpy()) for layer in network.layers]
+    biases.append((network.classifier.dense.bias, 1.0))
     for (bias, out_eq), node in zip(biases, layers, strict=True):
         if node.name in plan.biases:  # the shift is in the equalized graph's units
             shift = (plan.biases[node.name] - graph.const(node.inputs[2])) / out_eq
