@@ -5,10 +5,9 @@ one layer with the BN folded into the weights (with its frozen statistics, as th
 them; gamma and beta keep training), per-channel int8 weights, an int32 bias and the activation
 quantized after the fused ReLU / ReLU6. The global mean keeps its input's parameters, as the int8
 AVERAGE_POOL_2D does (`convert` gives a QAT model's MEAN the same). The parameters keep MobileNetV1's
-names (`features.N...`,
-`classifier...`); the ranges are `qat.<tensor>.lo / .hi` and activation equalization's channel scales
-the constants `qat.layerN.out_eq / .in_eq`, so a QAT checkpoint (scales baked in) loads as a float
-MobileNetV1 too.
+names (`features.N...`, `classifier...`); the ranges are `qat.<tensor>.lo / .hi` and activation
+equalization's channel scales the constants `qat.layerN.out_eq / .in_eq`, so a QAT checkpoint (scales
+baked in) loads as a float MobileNetV1 too.
 """
 
 from __future__ import annotations
