@@ -217,6 +217,50 @@ def test_equalization_stays_outside_the_trained_parameters(trained_digits):
     assert np.mean(np.abs(equalized(x).asnumpy() - quantized) > 0.5 * logits_scale) < 0.02
 
 
+def test_qat_resumes_with_its_equalization_constants(qat_run, trained_digits, tmp_path):
+    """`--resume` continues the fine-tuning with the equalization constants it trained with (kept apart from the
+    parameters in the training state, baked into the saved weights); a state saved before they existed (the
+    scales already in its parameters) resumes with constants of 1, not scaled twice."""
+    import json
+    import shutil
+
+    from rich.console import Console
+
+    from quantize.qat.network import QATMobileNetV1
+    from toolkit.models import create_model
+    from toolkit.models.checkpoint import read_checkpoint
+    from toolkit.train import load_config, train
+    from toolkit.train.checkpoints import TRAIN_PREFIX
+    from toolkit.train.qat import with_equalization_constants
+
+    network = QATMobileNetV1(create_model("mobilenet_v1_025", num_classes=10, activation="relu6"))
+    layer = network.layers[1]
+    committed = read_checkpoint(next(qat_run.directory.glob("optim_*.ckpt")))
+    scales = committed[TRAIN_PREFIX + layer.out_eq.name].asnumpy()
+    assert scales.max() > 1  # the PTQ's scales, apart from the trained parameters
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(qat_run.directory, run_dir)
+    config = load_config("mobilenet_v1_025_digits", {
+        "qat": True, "ckpt_path": str(trained_digits.checkpoint), "epoch_size": 2, "num_samples": 96,
+        "qat_lr": 0.005, "qat_calib_images": 64, "val_while_train": False, "ckpt_save_dir": str(run_dir),
+        "resume_opt": True})
+    result = train(config, console=Console(stderr=True, quiet=True))
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["event"] == "resume"] == [1]
+    final = read_checkpoint(next(run_dir.glob("optim_*.ckpt")))
+    np.testing.assert_array_equal(final[TRAIN_PREFIX + layer.out_eq.name].asnumpy(), scales)
+    saved = read_checkpoint(result.last_checkpoint)
+    assert np.all(saved[layer.out_eq.name].asnumpy() == 1)
+    np.testing.assert_allclose(saved[layer.bn.gamma.name].asnumpy(),
+                               final[TRAIN_PREFIX + layer.bn.gamma.name].asnumpy() * scales, rtol=1e-6)
+
+    legacy = {name: value for name, value in final.items() if not name.endswith((".out_eq", ".in_eq"))}
+    restored = with_equalization_constants({k[len(TRAIN_PREFIX):]: v for k, v in legacy.items()}, network)
+    constants = [p.name for p in network.get_parameters() if p.name.endswith((".out_eq", ".in_eq"))]
+    assert len(constants) == 2 * 27 and all(np.all(restored[name] == 1) for name in constants)
+
+
 def test_qat_needs_a_checkpoint(tmp_path):
     result = invoke("train", "-c", "mobilenet_v1_025_digits", "--qat", "--out", tmp_path / "run")
     assert_one_line_error(result, "--qat", "--from CKPT")

@@ -112,6 +112,14 @@ def _ptq(config: TrainConfig, images: np.ndarray):
     return Quantizer(Recipe.load("default")).quantize(graph, images)
 
 
+def with_equalization_constants(state: dict[str, np.ndarray], network) -> dict[str, np.ndarray]:
+    """A QAT training state with every equalization constant of `network` (`qat.layerN.out_eq / .in_eq`): a state
+    saved before they existed had the scales baked into its parameters, so its constants are 1."""
+    missing = {p.name: np.ones(p.shape, np.float32) for p in network.get_parameters()
+               if p.name.startswith("qat.") and p.name.endswith((".out_eq", ".in_eq")) and p.name not in state}
+    return {**state, **missing}
+
+
 def qat_lr_scale(config: TrainConfig) -> dict[str, float]:
     """The learning-rate factor of the learnt ranges (`qat.*` parameters); none outside QAT."""
     from quantize.qat.network import RANGE_PREFIX

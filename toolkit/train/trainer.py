@@ -29,7 +29,8 @@ from toolkit.train.checkpoints import TRAIN_PREFIX, CheckpointManager, save_para
 from toolkit.train.config import PrecisionConfig, TrainConfig, load_config, save_config
 from toolkit.train.distributed import all_reduce_sum, setup
 from toolkit.train.qat import card_extra as qat_card_extra
-from toolkit.train.qat import create_qat_networks, distillation_loss, qat_lr_scale, with_source_model
+from toolkit.train.qat import (create_qat_networks, distillation_loss, qat_lr_scale, with_equalization_constants,
+                                with_source_model)
 
 METRICS_FILE, CONFIG_FILE = "metrics.jsonl", "config.yaml"
 
@@ -376,8 +377,10 @@ class Trainer:
             run.metrics.truncate_after(0)  # the step records of a run killed before its first commit
             self._print(f"no committed checkpoint in {self.directory}: starting from epoch 1")
             return 0
-        _copy_weights({name[len(TRAIN_PREFIX):]: value.asnumpy() for name, value in point.state.items()
-                       if name.startswith(TRAIN_PREFIX)}, run.network)
+        state = {name[len(TRAIN_PREFIX):]: value.asnumpy() for name, value in point.state.items()
+                 if name.startswith(TRAIN_PREFIX)}
+        _copy_weights(with_equalization_constants(state, run.network) if self.config.qat.enabled else state,
+                      run.network)
         weights = {id(p) for p in run.network.get_parameters()}
         for param in run.optimizer.get_parameters():
             # The learning-rate schedule is rebuilt from the config; everything else is restored.
