@@ -226,12 +226,14 @@ def test_qat_resumes_with_its_equalization_constants(qat_run, trained_digits, tm
 
     from rich.console import Console
 
+    from quantize.qat.distill import DistillationNet
     from quantize.qat.network import QATMobileNetV1
     from toolkit.models import create_model
     from toolkit.models.checkpoint import read_checkpoint
     from toolkit.train import load_config, train
     from toolkit.train.checkpoints import TRAIN_PREFIX
     from toolkit.train.qat import with_equalization_constants
+    from toolkit.train.trainer import _copy_weights
 
     network = QATMobileNetV1(create_model("mobilenet_v1_025", num_classes=10, activation="relu6"))
     layer = network.layers[1]
@@ -255,10 +257,15 @@ def test_qat_resumes_with_its_equalization_constants(qat_run, trained_digits, tm
     np.testing.assert_allclose(saved[layer.bn.gamma.name].asnumpy(),
                                final[TRAIN_PREFIX + layer.bn.gamma.name].asnumpy() * scales, rtol=1e-6)
 
-    legacy = {name: value for name, value in final.items() if not name.endswith((".out_eq", ".in_eq"))}
-    restored = with_equalization_constants({k[len(TRAIN_PREFIX):]: v for k, v in legacy.items()}, network)
-    constants = [p.name for p in network.get_parameters() if p.name.endswith((".out_eq", ".in_eq"))]
-    assert len(constants) == 2 * 27 and all(np.all(restored[name] == 1) for name in constants)
+    # A legacy state (no constants, the student's nor the teacher's) loads into the network training resumes.
+    legacy = {name[len(TRAIN_PREFIX):]: value.asnumpy() for name, value in final.items()
+              if name.startswith(TRAIN_PREFIX) and not name.endswith((".out_eq", ".in_eq"))}
+    resumed = DistillationNet(network, QATMobileNetV1(create_model("mobilenet_v1_025", num_classes=10,
+                                                                   activation="relu6"), fake_quant=False))
+    _copy_weights(with_equalization_constants(legacy, resumed), resumed)
+    constants = [p for p in resumed.get_parameters() if p.name.endswith((".out_eq", ".in_eq"))]
+    assert len(constants) == 4 * 27 and all(np.all(p.asnumpy() == 1) for p in constants)
+    np.testing.assert_array_equal(layer.bn.gamma.asnumpy(), legacy[layer.bn.gamma.name])
 
 
 def test_qat_needs_a_checkpoint(tmp_path):

@@ -113,11 +113,14 @@ def _ptq(config: TrainConfig, images: np.ndarray):
 
 
 def with_equalization_constants(state: dict[str, np.ndarray], network) -> dict[str, np.ndarray]:
-    """A QAT training state with every equalization constant of `network` (`qat.layerN.out_eq / .in_eq`): a state
-    saved before they existed had the scales baked into its parameters, so its constants are 1."""
-    missing = {p.name: np.ones(p.shape, np.float32) for p in network.get_parameters()
-               if p.name.startswith("qat.") and p.name.endswith((".out_eq", ".in_eq")) and p.name not in state}
-    return {**state, **missing}
+    """A QAT training state with every equalization constant of `network` (the out_eq / in_eq of each of its
+    folded layers, the student's and the teacher's): a state saved before they existed had the scales baked into
+    its parameters, so its constants are 1."""
+    from quantize.qat.network import FoldedLayer
+
+    constants = [p for _, cell in network.cells_and_names() if isinstance(cell, FoldedLayer)
+                 for p in (cell.out_eq, cell.in_eq)]
+    return {**state, **{p.name: np.ones(p.shape, np.float32) for p in constants if p.name not in state}}
 
 
 def qat_lr_scale(config: TrainConfig) -> dict[str, float]:
