@@ -43,20 +43,23 @@ class FoldedLayer(nn.Cell):
     def name_parameters(self, prefix: str) -> None:
         self.out_eq.name, self.in_eq.name = f"{prefix}.out_eq", f"{prefix}.in_eq"
 
+    @property
+    def input_channel_shape(self) -> tuple:
+        """How a per-input-channel vector broadcasts over conv.weight: [C, 1, kh, kw] depthwise, [O, I, kh, kw]."""
+        return (-1, 1, 1, 1) if self.depthwise else (1, -1, 1, 1)
+
     def weight_multiplier(self):
         """What the folded weight is conv.weight times: the BN factor and out_eq per output channel over in_eq
         per input channel."""
-        in_eq = self.in_eq.reshape((-1, 1, 1, 1) if self.depthwise else (1, -1, 1, 1))
-        return (self.bn_factor() * self.out_eq).reshape(-1, 1, 1, 1) / in_eq
+        return (self.bn_factor() * self.out_eq).reshape(-1, 1, 1, 1) / self.in_eq.reshape(self.input_channel_shape)
 
     def bake_equalization(self) -> None:
         """Move out_eq into the BN's gamma and beta and in_eq into conv.weight, and reset both to 1: the same
         function in the float MobileNetV1's parameters, as `convert` reads a QAT checkpoint."""
-        shape = (-1, 1, 1, 1) if self.depthwise else (1, -1, 1, 1)
-        out_eq, in_eq = self.out_eq.asnumpy(), self.in_eq.asnumpy()
+        out_eq, in_eq = self.out_eq.asnumpy(), self.in_eq.asnumpy().reshape(self.input_channel_shape)
         for parameter in (self.bn.gamma, self.bn.beta):
             parameter.set_data(Tensor(parameter.asnumpy() * out_eq, parameter.dtype))
-        self.conv.weight.set_data(Tensor(self.conv.weight.asnumpy() / in_eq.reshape(shape), self.conv.weight.dtype))
+        self.conv.weight.set_data(Tensor(self.conv.weight.asnumpy() / in_eq, self.conv.weight.dtype))
         for parameter in (self.out_eq, self.in_eq):
             parameter.set_data(Tensor(np.ones(parameter.shape, np.float32)))
 
