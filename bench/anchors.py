@@ -8,6 +8,8 @@
   CalibPercentile), so Entropy with 2048 bins calibrates through ORT's own `create_calibrator` and
   hands the ranges to `quantize_static` as its calibration cache. The QDQ file runs in ONNX Runtime
   with its QDQ nodes kept (`run_ort_qdq`): fused into x86 U8S8 integer kernels it loses 20 dB here.
+  Each method also runs with the classifier excluded (`nodes_to_exclude`), the anchor of our
+  `classifier: float` format.
 - LiteRT's calibrator: the TFLite converter's own post-training quantization (the calibration
   wrapper that ships in ai-edge-litert), applied to our float .tflite.
 - MindSpore Lite full-quant PTQ (MAX_MIN / KL / REMOVAL_OUTLIER, bias correction on), through
@@ -31,10 +33,14 @@ ORT_METHODS = {  # name -> (calibration method, quantize_static extra_options, c
     "ort-distribution": ("Distribution", {"QDQKeepRemovableActivations": True}, {}),
 }
 MSLITE_METHODS = {"mslite-max_min": "max_min", "mslite-kl": "kl", "mslite-removal_outlier": "removal_outlier"}
+FLOAT_CLASSIFIER = " float classifier"  # an anchor's variant with the classifier kept in float (its Gemm excluded)
+ORT_FLOAT_CLASSIFIER_METHODS = {f"{name}{FLOAT_CLASSIFIER}": name for name in ORT_METHODS}
 
 
-def ort_quantize(onnx_path: Path, calib_nchw: np.ndarray, anchor: str, out_path: Path) -> Path:
-    """Quantize `onnx_path` with ONNX Runtime's static quantization as configured by `anchor`."""
+def ort_quantize(onnx_path: Path, calib_nchw: np.ndarray, anchor: str, out_path: Path,
+                 float_classifier: bool = False) -> Path:
+    """Quantize `onnx_path` with ONNX Runtime's static quantization as configured by `anchor`;
+    `float_classifier`: the classifier (Gemm / MatMul) excluded, so it runs in float."""
     import onnx
     from onnx import version_converter
     from onnxruntime.quantization import (
@@ -69,8 +75,10 @@ def ort_quantize(onnx_path: Path, calib_nchw: np.ndarray, anchor: str, out_path:
                 calibrator.collect_data(Reader())
                 ranges = Path(tmp) / "ranges.json"
                 save_tensors_data(calibrator.compute_data(), ranges)
+            classifier = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type in ("Gemm", "MatMul")]
             quantize_static(str(prepared), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            nodes_to_exclude=classifier if float_classifier else None,
                             calibrate_method=calibrate_method, extra_options=extra, calibration_cache_path=ranges)
     return out_path
 

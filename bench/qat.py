@@ -15,10 +15,14 @@ For every held-out model of `bench/model_set.py` (trained once, cached in $MNV1T
 Every int8 file is judged against the ORIGINAL float checkpoint's logits, on the clean val split and
 three perturbed copies (as in quant_vs_anchors): logits SQNR, top-1 agreement, top-1 (and float top-1).
 Goal per model: QAT >= best PTQ anchor + 3 dB of SQNR on both sets, and QAT top-1 >= float top-1.
-Exit status 1 when a model misses it.
+Exit status 1 when a model misses it. `--classifier float` trains and converts the classifier in float
+(`qat_classifier: float`); it is judged against the same all-int8 anchors, and the table also gives its
+margin over the best anchor with its classifier in float (ORT's methods with the Gemm excluded, from
+quant_vs_anchors' JSON), the same format.
 
     .venv/bin/python -m bench.qat [--group held_out|tuning] [--limit N | --models A,B] [--epochs 3] [--lr 0.001]
-        [--clip-value 1|none] [--anchors bench/results/quant_vs_anchors] [--runs DIR] [--out DIR]
+        [--clip-value 1|none] [--classifier int8|float] [--anchors bench/results/quant_vs_anchors] [--runs DIR]
+        [--out DIR]
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.quant_vs_anchors import (
-    PERTURBED_COPIES, anchor_builders, build_ours, digits_pixels, evaluate, is_anchor, perturb, preprocess_all,
-    run_method, run_predictor,
+    FLOAT_CLASSIFIER_OURS, PERTURBED_COPIES, anchor_builders, build_ours, digits_pixels, evaluate, is_anchor,
+    is_float_classifier_anchor, perturb, preprocess_all, run_method, run_predictor,
 )
 from toolkit.fsutil import sha256_of
 
@@ -42,10 +46,12 @@ GOAL_DB = 3.0
 QAT_EPOCHS = 3
 RUN_TAG = "adaround"  # QAT runs that start from our default PTQ with AdaRound (cached runs of earlier code differ)
 SPLITS = ("clean", "perturbed")
+SETTING_BEFORE = {"classifier": "int8"}  # what results saved before a setting existed ran with
 
 
 def qat_settings(args) -> dict:
-    return {"epochs": args.epochs, "lr": args.lr, "clip_value": args.clip_value, "start": RUN_TAG}
+    return {"epochs": args.epochs, "lr": args.lr, "clip_value": args.clip_value, "start": RUN_TAG,
+            "classifier": args.classifier}
 
 
 def clip_value(text: str) -> float | None:
@@ -62,8 +68,9 @@ def train_qat(model, root: Path, settings: dict, console) -> tuple[Path, float, 
     its curve (per step: loss and, when clipping, the gradient norm before clipping; per epoch: mean loss)."""
     from toolkit.train import load_config, train
 
-    epochs, lr, clip = settings["epochs"], settings["lr"], settings["clip_value"]
-    run_dir = root / (f"{model.spec.name}_e{epochs}_lr{lr:g}_{RUN_TAG}" + (f"_clip{clip:g}" if clip else ""))
+    epochs, lr, clip, classifier = settings["epochs"], settings["lr"], settings["clip_value"], settings["classifier"]
+    run_dir = root / (f"{model.spec.name}_e{epochs}_lr{lr:g}_{RUN_TAG}" + (f"_clip{clip:g}" if clip else "")
+                      + ("_float_classifier" if classifier == "float" else ""))
     done = run_dir / "DONE"
     if not done.is_file():
         start = time.perf_counter()
@@ -71,7 +78,8 @@ def train_qat(model, root: Path, settings: dict, console) -> tuple[Path, float, 
         config = load_config("mobilenet_v1_025_digits", {
             "qat": True, "ckpt_path": str(model.checkpoint), "epoch_size": epochs, "decay_epochs": epochs,
             "qat_lr": lr, "ckpt_save_dir": str(run_dir), "resume_opt": resume, "seed": model.spec.seed,
-            "scale": [model.spec.crop_scale, 1.0], "val_while_train": False, "log_interval": 1},
+            "scale": [model.spec.crop_scale, 1.0], "val_while_train": False, "log_interval": 1,
+            "qat_classifier": classifier},
             [f"qat_clip_value={'null' if clip is None else clip}"])
         result = train(config, console=console)
         done.write_text(json.dumps({"checkpoint": result.last_checkpoint.name,
@@ -104,7 +112,7 @@ def saved_anchors(directory: Path, model) -> tuple[dict | None, str]:
     if not path.is_file():
         return None, "none saved"
     saved = json.loads(path.read_text())
-    anchors = {k: v for k, v in saved.get("methods", {}).items() if is_anchor(k)}
+    anchors = {k: v for k, v in saved.get("methods", {}).items() if is_anchor(k) or is_float_classifier_anchor(k)}
     if not anchors:
         return None, "none saved"
     if saved.get("onnx_sha256") != sha256_of(model.onnx):
@@ -146,6 +154,10 @@ def benchmark_model(model, args, work: Path, console) -> dict:
     calib = preprocess_all(train_pixels[:args.calib], card)
     progress("ours PTQ (default recipe)")
     methods["ours (default)"] = score(build_ours(model.onnx, card, calib, {}, work, "ours_default"))
+    if args.classifier == "float":
+        progress(f"{FLOAT_CLASSIFIER_OURS} (PTQ)")
+        methods[FLOAT_CLASSIFIER_OURS] = score(build_ours(model.onnx, card, calib, {"classifier": "float"}, work,
+                                                          "ours_float_classifier"))
     anchors, source = saved_anchors(args.anchors, model)
     if anchors is None:
         source = f"run here ({source} in {args.anchors})"
@@ -157,19 +169,28 @@ def benchmark_model(model, args, work: Path, console) -> dict:
 
 
 def verdict(result: dict) -> dict:
+    """The goal against the best all-int8 anchor; a float-classifier QAT also gets its margin over the best
+    anchor with its classifier in float (the same format), and its PTQ is ours with the classifier in float."""
     methods = result["methods"]
+    float_classifier = result["qat"].get("classifier") == "float"
     anchors = {n: r for n, r in methods.items() if is_anchor(n) and "error" not in r}
+    same_format = {n: r for n, r in methods.items() if is_float_classifier_anchor(n) and "error" not in r}
     qat = methods["ours QAT"]
-    row = {"model": result["model"]}
+    ptq = methods[FLOAT_CLASSIFIER_OURS if float_classifier else "ours (default)"]
+    row = {"model": result["model"], "classifier": "float" if float_classifier else "int8"}
     passed = True
     for split in SPLITS:
         best = max(anchors, key=lambda n: anchors[n][split]["sqnr_db"])
         margin = qat[split]["sqnr_db"] - anchors[best][split]["sqnr_db"]
         row[split] = {"best_anchor": best, "anchor_sqnr_db": anchors[best][split]["sqnr_db"],
                       "qat_sqnr_db": qat[split]["sqnr_db"], "margin_db": margin,
-                      "ptq_sqnr_db": methods["ours (default)"][split]["sqnr_db"],
+                      "ptq_sqnr_db": ptq[split]["sqnr_db"],
                       "qat_top1": qat[split]["top1"], "float_top1": qat[split]["float_top1"],
                       "qat_agreement": qat[split]["top1_agreement"]}
+        if float_classifier and same_format:
+            fair = max(same_format, key=lambda n: same_format[n][split]["sqnr_db"])
+            row[split].update(same_format_anchor=fair, same_format_margin_db=qat[split]["sqnr_db"]
+                              - same_format[fair][split]["sqnr_db"])
         passed &= margin >= GOAL_DB and qat[split]["top1"] >= qat[split]["float_top1"]
     row["verdict"] = "PASS" if passed else "MISS"
     return row
@@ -180,14 +201,16 @@ def table(verdicts: list[dict]):
 
     out = Table(title=f"QAT vs the best PTQ anchor (goal: +{GOAL_DB:g} dB logits SQNR vs the original float model, "
                       "top-1 >= float)")
-    for column in ("model", "set", "best anchor", "anchor dB", "ours PTQ dB", "QAT dB", "margin dB", "QAT agree",
-                   "QAT top-1", "float top-1", "verdict"):
+    for column in ("model", "set", "best anchor", "anchor dB", "ours PTQ dB", "QAT dB", "margin dB",
+                   "margin, same format", "QAT agree", "QAT top-1", "float top-1", "verdict"):
         out.add_column(column, justify="left" if column in ("model", "set", "best anchor") else "right")
     for v in verdicts:
         for split in SPLITS:
             r = v[split]
+            fair = (f"{r['same_format_margin_db']:+.1f} ({r['same_format_anchor']})" if "same_format_anchor" in r
+                    else "")
             out.add_row(v["model"] if split == "clean" else "", split, r["best_anchor"], f"{r['anchor_sqnr_db']:.1f}",
-                        f"{r['ptq_sqnr_db']:.1f}", f"{r['qat_sqnr_db']:.1f}", f"{r['margin_db']:+.1f}",
+                        f"{r['ptq_sqnr_db']:.1f}", f"{r['qat_sqnr_db']:.1f}", f"{r['margin_db']:+.1f}", fair,
                         f"{100 * r['qat_agreement']:.1f}%", f"{100 * r['qat_top1']:.1f}%", f"{100 * r['float_top1']:.1f}%",
                         v["verdict"] if split == "clean" else "",
                         style=None if v["verdict"] == "PASS" else "red")
@@ -262,6 +285,8 @@ def main(argv=None) -> int:
     parser.add_argument("--lr", type=float, default=QATConfig.lr, help="QAT peak learning rate (cosine decay)")
     parser.add_argument("--clip-value", type=clip_value, default=QATConfig.clip_value,
                         help="clip the QAT gradients' global norm to this (qat_clip_value), or 'none'")
+    parser.add_argument("--classifier", default="int8", choices=("int8", "float"),
+                        help="the classifier's precision in QAT and its converted file (qat_classifier)")
     parser.add_argument("--calib", type=int, default=300, help="calibration images of the PTQ methods")
     parser.add_argument("--anchors", type=Path, default=Path("bench/results/quant_vs_anchors"),
                         help="quant_vs_anchors' results directory, whose per-model JSON is reused when present")
@@ -289,7 +314,8 @@ def main(argv=None) -> int:
     for spec in specs:
         cached = args.out / f"{spec.name}.json"
         settings = qat_settings(args)
-        if cached.is_file() and {k: json.loads(cached.read_text())["qat"].get(k) for k in settings} == settings:
+        if cached.is_file() and {k: json.loads(cached.read_text())["qat"].get(k, SETTING_BEFORE.get(k))
+                                 for k in settings} == settings:
             results.append(json.loads(cached.read_text()))
             continue
         model = ensure_model(spec, console=console)

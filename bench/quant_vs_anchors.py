@@ -47,7 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.anchors import MSLITE_METHODS, ORT_METHODS, litert_quantize, ort_quantize, run_ort_qdq
+from bench.anchors import (FLOAT_CLASSIFIER, MSLITE_METHODS, ORT_FLOAT_CLASSIFIER_METHODS, ORT_METHODS,
+                           litert_quantize, ort_quantize, run_ort_qdq)
 from toolkit.fsutil import sha256_of, write_json
 
 PERTURBED_COPIES = 3
@@ -81,7 +82,9 @@ OURS = {  # name -> recipe fields over the default recipe
     "ours act-eq 1.0": {"act_equalization": 1.0},
     "ours act-eq 1.25": {"act_equalization": 1.25},
     "ours act-eq 2": {"act_equalization": 2.0},
+    "ours float classifier": {"classifier": "float"},
 }
+FLOAT_CLASSIFIER_OURS = "ours float classifier"
 
 
 def digits_pixels(split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -151,6 +154,9 @@ def build_mslite(onnx: Path, card, calib: np.ndarray, method: str, work: Path) -
 def anchor_builders(onnx: Path, card, calib: np.ndarray, work: Path) -> dict:
     """{anchor name: a function that quantizes `onnx` with it and returns the file's path}."""
     builders = {name: (lambda n=name: ort_quantize(onnx, calib, n, work / f"{n}.onnx")) for name in ORT_METHODS}
+    builders.update({name: (lambda n=name, m=method: ort_quantize(onnx, calib, m, work / f"{m}_float_fc.onnx",
+                                                                  float_classifier=True))
+                     for name, method in ORT_FLOAT_CLASSIFIER_METHODS.items()})
     builders["litert-calibrator"] = lambda: build_litert(onnx, card, calib, work)
     for name, method in MSLITE_METHODS.items():
         builders[name] = lambda m=method: build_mslite(onnx, card, calib, m, work)
@@ -159,7 +165,8 @@ def anchor_builders(onnx: Path, card, calib: np.ndarray, work: Path) -> dict:
 
 def run_method(name: str, path: Path, card, images: np.ndarray) -> np.ndarray:
     """Logits of method `name`'s int8 file: ORT's QDQ files with their QDQ nodes kept, the rest in their runtime."""
-    return run_ort_qdq(path, images) if name in ORT_METHODS else run_predictor(path, card, images)
+    ort = name in ORT_METHODS or name in ORT_FLOAT_CLASSIFIER_METHODS
+    return run_ort_qdq(path, images) if ort else run_predictor(path, card, images)
 
 
 def evaluate(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict:
@@ -246,12 +253,18 @@ def save_errors(path: Path, errors: dict) -> None:
 
 # ---- reporting ----------------------------------------------------------------------------------------
 def is_anchor(name: str) -> bool:
-    return not name.startswith("ours")
+    """An anchor of the all-int8 format (the default's)."""
+    return not name.startswith("ours") and not name.endswith(FLOAT_CLASSIFIER)
 
 
-def best_anchor(methods: dict, split: str) -> tuple[str, dict] | None:
-    """The anchor with the best SQNR on `split`; None when no anchor ran (`--only ours ...`)."""
-    ok = {n: r for n, r in methods.items() if is_anchor(n) and "error" not in r}
+def is_float_classifier_anchor(name: str) -> bool:
+    """An anchor of the format with the classifier in float (`classifier: float`)."""
+    return not name.startswith("ours") and name.endswith(FLOAT_CLASSIFIER)
+
+
+def best_anchor(methods: dict, split: str, anchors=is_anchor) -> tuple[str, dict] | None:
+    """The anchor (of the format `anchors` picks) with the best SQNR on `split`; None when none ran."""
+    ok = {n: r for n, r in methods.items() if anchors(n) and "error" not in r}
     if not ok:
         return None
     name = max(ok, key=lambda n: (ok[n][split]["sqnr_db"], ok[n][split]["top1_agreement"]))
@@ -287,26 +300,28 @@ def agreement_noise(anchor: dict, ours: dict, images: int) -> float:
     return max(AGREEMENT_NOISE_IMAGES, 2.0 * disagreements ** 0.5)
 
 
-def summary(results: list[dict], errors: dict[str, dict] | None = None) -> tuple[list[dict], object]:
-    """`errors`: per model, its per-image errors (benchmark_model); without them there is no interval."""
+def summary(results: list[dict], errors: dict[str, dict] | None = None, ours_name: str = "ours (default)",
+            anchors=is_anchor) -> tuple[list[dict], object]:
+    """`ours_name` against the best anchor of the format `anchors` picks. `errors`: per model, its per-image
+    errors (benchmark_model); without them there is no interval."""
     from rich.table import Table
 
-    table = Table(title="ours (default) vs the best anchor (by SQNR) per model and eval set")
+    table = Table(title=f"{ours_name} vs the best anchor (by SQNR) per model and eval set")
     for column in ("model", "set", "best anchor", "anchor SQNR", "ours SQNR", "Δ dB", "Δ 95% CI", "anchor agree",
                    "ours agree", "verdict"):
         table.add_column(column)
     verdicts = []
     for result in results:
-        ours = result["methods"].get("ours (default)")
+        ours = result["methods"].get(ours_name)
         per_image = (errors or {}).get(result["model"], {})
         for split in SPLITS:
-            best = best_anchor(result["methods"], split)
+            best = best_anchor(result["methods"], split, anchors)
             if best is None or ours is None or "error" in ours:
-                table.add_row(result["model"], split, *[""] * 7, "no anchor or no default ran: no verdict")
+                table.add_row(result["model"], split, *[""] * 7, f"no anchor or no {ours_name} ran: no verdict")
                 continue
             name, anchor = best
             delta = ours[split]["sqnr_db"] - anchor["sqnr_db"]
-            keys = (f"ours (default)/{split}", f"{name}/{split}")
+            keys = (f"{ours_name}/{split}", f"{name}/{split}")
             interval = delta_interval(*(per_image[k] for k in keys)) if all(k in per_image for k in keys) else None
             images_lost = round((anchor["top1_agreement"] - ours[split]["top1_agreement"]) * result["eval_images"][split])
             if images_lost > agreement_noise(anchor, ours[split], result["eval_images"][split]) or delta < -SQNR_TIE_DB:
@@ -320,6 +335,10 @@ def summary(results: list[dict], errors: dict[str, dict] | None = None) -> tuple
                           f"{100 * anchor['top1_agreement']:.1f}",
                           f"{100 * ours[split]['top1_agreement']:.1f}", verdict)
     return verdicts, table
+
+
+def verdict_counts(verdicts: list[dict]) -> dict[str, int]:
+    return {v: sum(1 for x in verdicts if x["verdict"] == v) for v in ("win", "tie", "LOSS")}
 
 
 def plot(results: list[dict], path: Path, window_db: float = 5.0) -> None:
@@ -376,7 +395,7 @@ def main(argv=None) -> int:
                         help="re-run these methods, comma-separated, in the models' cached results; keep the rest")
     parser.add_argument("--json", action="store_true", help="print the JSON instead of the tables")
     args = parser.parse_args(argv)
-    known = set(OURS) | set(ORT_METHODS) | set(MSLITE_METHODS) | {"litert-calibrator"}
+    known = set(OURS) | set(ORT_METHODS) | set(ORT_FLOAT_CLASSIFIER_METHODS) | set(MSLITE_METHODS) | {"litert-calibrator"}
     only, rerun = ({*m.split(",")} if m else None for m in (args.only, args.rerun))
     for given in (only, rerun):
         if given and given - known:
@@ -413,9 +432,11 @@ def main(argv=None) -> int:
         write_json(cached, result)
         results.append(result)
     verdicts, table = summary(results, errors)
-    counts = {v: sum(1 for x in verdicts if x["verdict"] == v) for v in ("win", "tie", "LOSS")}
+    counts = verdict_counts(verdicts)
+    float_verdicts, float_table = summary(results, errors, FLOAT_CLASSIFIER_OURS, is_float_classifier_anchor)
     report = {"group": args.group, "models": [r["model"] for r in results],
-              "models_in_group": len(select(args.group)), "results": results, "verdicts": verdicts, "counts": counts}
+              "models_in_group": len(select(args.group)), "results": results, "verdicts": verdicts, "counts": counts,
+              "float_classifier": {"verdicts": float_verdicts, "counts": verdict_counts(float_verdicts)}}
     write_json(args.out / f"report_{args.group}.json", report)
     plot(results, args.out / f"sqnr_{args.group}.png")
     if args.json:
@@ -428,6 +449,11 @@ def main(argv=None) -> int:
         out.print(table)
         out.print(f"{args.group}: {counts['win']} wins, {counts['tie']} ties, {counts['LOSS']} losses against the best "
                   f"anchor")
+        if float_verdicts:
+            out.print(float_table)
+            float_counts = verdict_counts(float_verdicts)
+            out.print(f"{args.group}, classifier in float: {float_counts['win']} wins, {float_counts['tie']} ties, "
+                      f"{float_counts['LOSS']} losses against the best anchor with its classifier in float")
         out.print(f"JSON: {args.out / f'report_{args.group}.json'}   chart: {args.out / f'sqnr_{args.group}.png'}")
     return 0 if all(v["verdict"] != "LOSS" for v in verdicts) else 1
 

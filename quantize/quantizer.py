@@ -68,6 +68,12 @@ def to_nhwc(images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(images, np.float32).transpose(0, 2, 3, 1))
 
 
+def float_classifier(graph: Graph, recipe: Recipe) -> tuple[str, ...]:
+    """The classifier's name when the recipe keeps it in float, else nothing."""
+    return tuple(n.name for n in quantizable_layers(graph) if n.op == "fully_connected"
+                 and recipe.classifier == "float")
+
+
 class Quantizer:
     def __init__(self, recipe: Recipe | None = None, progress: Progress | None = None):
         self.recipe = recipe or Recipe()
@@ -120,7 +126,7 @@ class Quantizer:
         if done:
             done(1)
         plan = QuantPlan(activations={t: activation_params(*c.range) for t, c in ranges.items()},
-                         weights=weights, io=recipe.io)
+                         weights=weights, io=recipe.io, float_layers=float_classifier(graph, recipe))
         if recipe.adaround:
             plan.round_up = adaround(graph, plan, sample(x, recipe.correction_images, 32),
                                      AdaRoundConfig(iterations=recipe.adaround_iterations),
@@ -136,7 +142,8 @@ class Quantizer:
         if recipe.fallback == "float" and recipe.fallback_layers > 0:
             sensitivity = layer_sensitivity(graph, plan, sample(x, recipe.correction_images, 32), recipe.kernels,
                                             progress=self._tick("sensitivity", len(quantizable_layers(graph))))
-            plan = dataclasses.replace(plan, float_layers=most_sensitive(sensitivity, recipe.fallback_layers))
+            fallback = most_sensitive(sensitivity, recipe.fallback_layers)
+            plan = dataclasses.replace(plan, float_layers=tuple(dict.fromkeys(plan.float_layers + fallback)))
         qgraph = to_int8(graph, plan)
         input_q = qgraph.tensors[qgraph.inputs[0]].quant or plan.activations[graph.inputs[0]]
         qgraph.meta = {**graph.meta, "precision": "int8", "input_dtype": "int8" if recipe.io == "int8" else "float32",

@@ -13,6 +13,7 @@ from quantize.reference import KERNEL_PROFILES
 from toolkit.errors import ConfigError
 
 GLOBAL_POOLS = ("mean", "avg_pool")
+CLASSIFIER_PRECISIONS = ("int8", "float")
 PRESETS_DIR = Path(__file__).parent / "recipes"
 
 
@@ -39,6 +40,8 @@ class Recipe:
                                     # larger inputs use proportionally fewer, at least 8 and 32)
     kernels: str = "builtin"        # integer kernels to simulate: TFLite "builtin" (optimized) or "reference"
     fc_per_channel: bool = True     # the classifier's weights per output channel (else one scale)
+    classifier: str = "int8"        # the classifier in "int8", or "float": float32 on the dequantized pooled
+                                    # features, so the logits carry no int8 grid (needs io=float)
     global_pool: str = "mean"       # the int8 global pool: "mean" (MEAN, as the TF converter; XNNPACK takes it
                                     # whole) or "avg_pool" (AVERAGE_POOL_2D + RESHAPE)
 
@@ -46,6 +49,7 @@ class Recipe:
         checks = {"method": (self.method, ("auto", "select", *METHODS)), "io": (self.io, IO_TYPES),
                   "fallback": (self.fallback, ("none", "float")), "kernels": (self.kernels, KERNEL_PROFILES),
                   "global_pool": (self.global_pool, GLOBAL_POOLS),
+                  "classifier": (self.classifier, CLASSIFIER_PRECISIONS),
                   "logits_range": (self.logits_range, ("method", *METHODS))}
         for key, (value, allowed) in checks.items():
             if value not in allowed:
@@ -59,6 +63,9 @@ class Recipe:
         if self.act_equalization != 0.0 and not 1.0 <= self.act_equalization <= 8.0:
             raise ConfigError(f"recipe act_equalization={self.act_equalization} is not valid",
                               "use 0 (off) or a headroom in [1, 8]")
+        if self.classifier == "float" and self.io != "float":
+            raise ConfigError(f"recipe classifier=float gives float logits, which io={self.io} cannot output",
+                              "use io=float with classifier=float, or classifier=int8")
         if self.adaround_iterations < 1:
             raise ConfigError("recipe adaround_iterations must be >= 1")
         if self.fallback_layers < 0:

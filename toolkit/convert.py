@@ -57,6 +57,7 @@ class QuantOptions:
     io: str | None = None  # float | int8
     fallback: str | None = None  # none | float
     fallback_layers: int | None = None
+    classifier: str | None = None  # int8 | float
     report: bool = False  # per-layer sensitivity table + PNG chart
 
 
@@ -173,13 +174,14 @@ def _recipe(options: QuantOptions):
     recipe = Recipe.load(options.recipe)
     return recipe.replace(method=options.method, cle=options.cle, act_equalization=options.act_equalization,
                           bias_correction=options.bias_correction, adaround=options.adaround, io=options.io,
-                          fallback=options.fallback, fallback_layers=options.fallback_layers)
+                          fallback=options.fallback, fallback_layers=options.fallback_layers,
+                          classifier=options.classifier)
 
 
 def _quantize(job: Job, graph):
     """Our int8 graph of `graph` (the lowered float graph), made once per source."""
     from quantize import Quantizer
-    from quantize.qat import qat_ranges, quantize_qat
+    from quantize.qat import qat_classifier, qat_ranges, quantize_qat
 
     if job.quantized is None:
         options = job.options.quantization
@@ -187,7 +189,11 @@ def _quantize(job: Job, graph):
             raise ConfigError(f"--quantizer {options.quantizer} only applies to --to mslite",
                               "drop --quantizer, or convert to mslite only")
         learnt = qat_ranges(job.card)  # a QAT checkpoint: its learnt ranges, no calibration
-        job.quantized = (quantize_qat(graph, learnt, _recipe(options)) if learnt is not None
+        trained = qat_classifier(job.card)
+        if learnt is not None and options.classifier not in (None, trained):
+            raise ConfigError(f"--classifier {options.classifier} does not match this QAT checkpoint, whose classifier "
+                              f"trained in {trained}", "drop --classifier: a QAT checkpoint converts as it trained")
+        job.quantized = (quantize_qat(graph, learnt, _recipe(options), trained) if learnt is not None
                          else Quantizer(_recipe(options), job.quantizer_progress()).quantize(
                              graph, job.calibration_images()))
     return job.quantized.graph

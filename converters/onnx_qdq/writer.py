@@ -280,7 +280,7 @@ def write_qdq_onnx(graph: Graph, batch: int | None = None, description: str = ""
                                      f"{graph.tensors[name].dtype}; the QDQ ONNX keeps float I/O",
                                      "quantize with --io float for ONNX and QNN outputs")
     builder = _OnnxBuilder(graph)
-    builder.names.update(graph.inputs)
+    builder.names.update(graph.tensors)  # the names it makes up must not take an IR tensor's (a float layer's input)
     emit_nodes(graph, EMITTERS, builder, "QDQ ONNX writer", "it supports ")
     dim = batch if batch is not None else "N"
     onnx_graph = helper.make_graph(builder.nodes, graph.name, [_value_info(graph, n, dim) for n in graph.inputs],

@@ -141,6 +141,17 @@ class QuantizedDense(nn.Cell):
                                  self.out_quant, "none", "ruy")
 
 
+class FloatDense(nn.Cell):
+    """The classifier in float32 on the dequantized int8 pooled features (a recipe's `classifier: float`)."""
+
+    def __init__(self, dense: nn.Dense):
+        super().__init__()
+        self.dense = dense
+
+    def construct(self, x, input_scale):
+        return ops.matmul(x * input_scale, self.dense.weight.T) + self.dense.bias
+
+
 def global_pool(x, zero_point):
     """The int8 global average pool: the mean of the int8 values rounded half away, on the input's grid."""
     total = (x + zero_point).sum(axis=(2, 3))
@@ -158,9 +169,11 @@ def _triples(features: nn.SequentialCell) -> list[tuple]:
 class QATMobileNetV1(nn.Cell):
     """A trained MobileNetV1 under fake quantization; `construct` returns the dequantized int8 logits."""
 
-    def __init__(self, net, ranges: str = "lsq", ema_decay: float = 0.99, fake_quant: bool = True):
+    def __init__(self, net, ranges: str = "lsq", ema_decay: float = 0.99, fake_quant: bool = True,
+                 classifier: str = "int8"):
         super().__init__()
         self.fake_quant = fake_quant  # False: the float model with BN folded (the distillation teacher)
+        self.float_classifier = classifier == "float"
         names = {id(p): p.name for p in net.get_parameters()}
         self.width, self.num_classes, self.activation = net.width, net.num_classes, net.activation
 
@@ -170,7 +183,8 @@ class QATMobileNetV1(nn.Cell):
         self.input_quant = quantizer("input", False)
         self.layers = nn.CellList([FoldedLayer(conv, bn, net.activation, quantizer(f"layer{i}", True))
                                    for i, (conv, bn, _) in enumerate(_triples(net.features))])
-        self.classifier = QuantizedDense(net.classifier, quantizer("logits", False))
+        self.classifier = (FloatDense(net.classifier) if self.float_classifier
+                           else QuantizedDense(net.classifier, quantizer("logits", False)))
         for param in self.get_parameters():  # MindSpore renamed them after this cell's attribute paths
             param.name = names.get(id(param), param.name)
         for quantizer_cell in self.quantizers():
@@ -179,8 +193,9 @@ class QATMobileNetV1(nn.Cell):
             layer.name_parameters(f"{RANGE_PREFIX}layer{i}")
 
     def quantizers(self) -> list[ActivationQuantizer]:
-        """The activation quantizers in graph order: input, each layer's output, logits."""
-        return [self.input_quant] + [layer.out_quant for layer in self.layers] + [self.classifier.out_quant]
+        """The activation quantizers in graph order: input, each layer's output, logits (unless in float)."""
+        logits = [] if self.float_classifier else [self.classifier.out_quant]
+        return [self.input_quant] + [layer.out_quant for layer in self.layers] + logits
 
     def bake_equalization(self) -> None:
         """Fold every layer's equalization constants into its parameters (see `FoldedLayer.bake_equalization`)."""
@@ -201,7 +216,10 @@ class QATMobileNetV1(nn.Cell):
         x, scale, zero_point = self.input_quant(x)
         for layer in self.layers:
             x, scale, zero_point = layer(x, scale)
-        logits, scale, _ = self.classifier(global_pool(x, zero_point), scale)
+        pooled = global_pool(x, zero_point)
+        if self.float_classifier:
+            return self.classifier(pooled, scale)
+        logits, scale, _ = self.classifier(pooled, scale)
         return logits * scale
 
     def float_forward(self, x) -> list:
@@ -243,7 +261,8 @@ def load_qat_network(path) -> QATMobileNetV1:
 
     card = load_card(path)
     net = create_model(card.model, num_classes=card.num_classes, activation=card.activation)
-    network = QATMobileNetV1(net, card.extra[CARD_KEY]["ranges"])
+    qat = card.extra[CARD_KEY]
+    network = QATMobileNetV1(net, qat["ranges"], classifier=qat.get("classifier", "int8"))
     saved = read_checkpoint(path)
     for param in network.get_parameters():
         if param.name in saved:  # a checkpoint saves its equalization baked in (its out_eq / in_eq are 1)
@@ -282,7 +301,7 @@ def start_from_plan(network: QATMobileNetV1, graph, plan, equalization=None) -> 
     if equalization is not None:
         equalize_network(network, graph, equalization)
     layers = quantizable_layers(graph)
-    tensors = [graph.inputs[0]] + [n.outputs[0] for n in layers]
+    tensors = [graph.inputs[0]] + [n.outputs[0] for n in layers if n.name not in plan.float_layers]
     for quantizer, tensor in zip(network.quantizers(), tensors, strict=True):
         params = plan.activations[tensor]
         scale, zero_point = float(params.scale[0]), int(params.zero_point[0])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from converters.ir import Graph, QuantParams
+from converters.passes import global_pool_as_mean
 from quantize.params import WEIGHT_AXIS, weight_params
 from quantize.plan import QuantPlan
 from quantize.quantizer import QuantizationResult
@@ -28,32 +29,51 @@ def qat_ranges(card) -> list[tuple[float, int]] | None:
     return None if qat is None else [(float(s), int(z)) for s, z in qat["activations"]]
 
 
-def qat_plan(graph: Graph, activations: list[tuple[float, int]], io: str = "float") -> QuantPlan:
-    """The QuantPlan of a lowered NHWC float graph with the learnt activation parameters."""
+def qat_classifier(card) -> str:
+    """The precision a QAT checkpoint's classifier trained in: int8, or float (`classifier: float`)."""
+    return card.extra.get(CARD_KEY, {}).get("classifier", "int8")
+
+
+def qat_plan(graph: Graph, activations: list[tuple[float, int]], io: str = "float",
+             classifier: str = "int8") -> QuantPlan:
+    """The QuantPlan of a lowered NHWC float graph with the learnt activation parameters (a float classifier
+    has no output range)."""
     check_quantizable(graph)
     layers = quantizable_layers(graph)
-    if len(activations) != len(layers) + 1:
+    float_layers = tuple(n.name for n in layers if n.op == "fully_connected" and classifier == "float")
+    quantized = [n for n in layers if n.name not in float_layers]
+    if len(activations) != len(quantized) + 1:
         raise ConfigError(f"the QAT card has {len(activations)} activation ranges but the graph needs "
-                          f"{len(layers) + 1} (its input and {len(layers)} layers)",
+                          f"{len(quantized) + 1} (its input and {len(quantized)} int8 layers)",
                           "convert the checkpoint the QAT run wrote, with its own card")
-    tensors = [graph.inputs[0]] + [n.outputs[0] for n in layers]
+    tensors = [graph.inputs[0]] + [n.outputs[0] for n in quantized]
     params = {t: QuantParams(np.array([s], np.float32), np.array([z], np.int64)) for t, (s, z) in zip(tensors, activations)}
+    float_outputs = {n.outputs[0] for n in layers if n.name in float_layers}
     for tensor in activation_tensors(graph):
+        if tensor in float_outputs:
+            continue
         source = tensor
         while source not in params:
             source = graph.producer(source).inputs[0]
         params[tensor] = params[source]
-    weights = {n.name: weight_params(graph.const(n.inputs[1]), WEIGHT_AXIS[n.op]) for n in layers}
-    return QuantPlan(activations=params, weights=weights, io=io)
+    weights = {n.name: weight_params(graph.const(n.inputs[1]), WEIGHT_AXIS[n.op]) for n in quantized}
+    return QuantPlan(activations=params, weights=weights, io=io, float_layers=float_layers)
 
 
-def quantize_qat(graph: Graph, activations: list[tuple[float, int]], recipe: Recipe) -> QuantizationResult:
-    """Our int8 graph with QAT's ranges and weights (only the recipe's `io` and `kernels` apply)."""
-    plan = qat_plan(graph, activations, recipe.io)
+def quantize_qat(graph: Graph, activations: list[tuple[float, int]], recipe: Recipe,
+                 classifier: str = "int8") -> QuantizationResult:
+    """Our int8 graph with QAT's ranges and weights (only the recipe's `io`, `kernels` and `global_pool` apply),
+    the classifier in the precision QAT trained it in."""
+    if classifier == "float" and recipe.io != "float":
+        raise ConfigError(f"this QAT checkpoint's classifier is float, so its logits are float; io={recipe.io} "
+                          "cannot output them", "convert it with --io float")
+    graph = global_pool_as_mean(graph) if recipe.global_pool == "mean" else graph
+    plan = qat_plan(graph, activations, recipe.io, classifier)
     qgraph = to_int8(graph, plan)
     input_q = qgraph.tensors[qgraph.inputs[0]].quant or plan.activations[graph.inputs[0]]
     io_dtype = "int8" if recipe.io == "int8" else "float32"
     qgraph.meta = {**graph.meta, "precision": "int8", "input_dtype": io_dtype, "output_dtype": io_dtype,
                    "input_quant": {"scale": float(input_q.scale[0]), "zero_point": int(input_q.zero_point[0])},
-                   "quantization": {"recipe": recipe.to_dict(), "float_layers": [], "qat": True}}
+                   "quantization": {"recipe": {**recipe.to_dict(), "classifier": classifier},
+                                    "float_layers": list(plan.float_layers), "qat": True}}
     return QuantizationResult(qgraph, graph, plan, recipe)

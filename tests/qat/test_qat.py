@@ -72,6 +72,7 @@ def test_qat_checkpoint_converts_to_what_training_computed(qat_run, tmp_path):
     tflite = results[0].path
     assert results[0].precision == "int8" and results[0].sqnr_db > 20
     assert load_card(tflite).extra["quantization"]["qat"] is True
+    assert _xnnpack_partitions(tflite) == 1  # the global pool as MEAN, as PTQ writes it
 
     images, _ = eval_set(card, None, EVAL_IMAGES)
     onnx = next(tmp_path.glob("*.onnx"))  # convert's export of the checkpoint
@@ -283,3 +284,70 @@ def test_qat_clips_the_gradient_norm_at_qat_clip_value(qat_run, trained_digits):
     unclipped = with_source_model(load_config("mobilenet_v1_025_digits", {
         "qat": True, "ckpt_path": str(trained_digits.checkpoint)}, ["qat_clip_value=null"]))
     assert not unclipped.optimizer.clip_grad
+
+
+def test_float_classifier_qat_converts_to_what_training_computed(trained_digits, tmp_path):
+    """`qat_classifier: float`: QAT trains the classifier in float on the int8 pooled features, and `convert`
+    writes it so: the same int8 layers and ranges, the classifier's float weights, logits as training's."""
+    import mindspore as ms
+    from rich.console import Console
+
+    from quantize.qat import qat_classifier, qat_ranges
+    from quantize.qat.network import global_pool, load_qat_network
+    from quantize.quantizer import to_nhwc
+    from toolkit.card import load_card
+    from toolkit.convert import ConvertOptions, convert, eval_set
+    from toolkit.train import load_config, train
+
+    config = load_config("mobilenet_v1_025_digits", {
+        "qat": True, "ckpt_path": str(trained_digits.checkpoint), "epoch_size": 1, "num_samples": 64, "qat_lr": 0.005,
+        "qat_calib_images": 64, "val_while_train": False, "ckpt_save_dir": str(tmp_path / "run"),
+        "qat_classifier": "float"})
+    checkpoint = train(config, console=Console(stderr=True, quiet=True)).last_checkpoint
+    card = load_card(checkpoint)
+    assert qat_classifier(card) == "float" and len(qat_ranges(card)) == 1 + 27  # no logits range
+
+    result = convert(checkpoint, ConvertOptions(quant="int8", out_dir=tmp_path / "out"))[0]
+    assert result.precision == "int8" and result.sqnr_db > 20
+    assert len(load_card(result.path).extra["quantization"]["float_layers"]) == 1
+
+    images, _ = eval_set(card, None, EVAL_IMAGES)
+    from ai_edge_litert.interpreter import Interpreter
+
+    assert _xnnpack_partitions(result.path) == 1
+    interpreter = Interpreter(model_path=str(result.path))
+    interpreter.allocate_tensors()
+    ops = interpreter._get_ops_details()
+    dtypes = {d["index"]: d["dtype"] for d in interpreter.get_tensor_details()}
+    fc = next(op for op in ops if op["op_name"] == "FULLY_CONNECTED")
+    assert dtypes[fc["inputs"][1]] == np.float32  # the classifier's weights are float
+    conv = next(op for op in ops if op["op_name"] == "CONV_2D")
+    assert dtypes[conv["inputs"][1]] == np.int8
+
+    output = interpreter.get_output_details()[0]["name"]
+    file_logits = _litert_builtin(result.path, to_nhwc(images), [output])[output]
+    network = load_qat_network(checkpoint)
+    assert network.float_classifier
+    x, scale, zero_point = network.input_quant(ms.Tensor(images))
+    for layer in network.layers:
+        x, scale, zero_point = layer(x, scale)
+    trained = network.classifier(global_pool(x, zero_point), scale).asnumpy()
+    np.testing.assert_allclose(network(ms.Tensor(images)).asnumpy(), trained, rtol=1e-6, atol=1e-6)
+    # Rare int8 values 1 off (see the int8 test) move a logit by one pooled LSB times a weight; the rest agree to
+    # float32 rounding.
+    close = np.isclose(trained, file_logits, rtol=1e-4, atol=1e-4)
+    assert np.mean(close) >= 0.95, np.mean(close)
+    assert np.mean(trained.argmax(1) == file_logits.argmax(1)) >= 0.98
+
+
+def _xnnpack_partitions(path: Path) -> int:
+    """How many XNNPACK partitions LiteRT runs the file as (as an app does: its default delegate); one only if
+    it ends at the model's output."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    delegates = [op["index"] for op in interpreter._get_ops_details() if op["op_name"] == "DELEGATE"]
+    if len(delegates) == 1:
+        assert list(interpreter._interpreter.NodeOutputs(delegates[0])) == list(interpreter._interpreter.OutputIndices())
+    return len(delegates)

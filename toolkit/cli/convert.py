@@ -51,12 +51,15 @@ from toolkit.convert import QuantOptions, convert_command
 @click.option("--fallback", type=click.Choice(["none", "float"]), default=None,
               help="float: keep the most sensitive layers in float.")
 @click.option("--fallback-layers", type=int, default=None, help="How many layers --fallback float keeps.")
+@click.option("--classifier", type=click.Choice(["int8", "float"]), default=None,
+              help="float: the classifier in float32 on the dequantized pooled features, so the logits carry no "
+                   "int8 grid (+1-2 dB logits SQNR; XNNPACK still takes the graph whole; needs --io float).")
 @click.option("--report", is_flag=True, help="Per-layer int8 sensitivity table and a PNG chart.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @card_options
 def convert(source, to, soc, npu, quant, width, image_size, out_dir, data, data_dir, num_eval, no_check, calib,
             calib_size, quantizer, recipe, method, cle, act_equalization, bias_correction, adaround, io, fallback,
-            fallback_layers, report, as_json, card_overrides):
+            fallback_layers, classifier, report, as_json, card_overrides):
     """Convert SOURCE (.ckpt, .onnx, a float .tflite, or a checkpoint directory) to phone formats and check
     each output.
 
@@ -78,7 +81,7 @@ def convert(source, to, soc, npu, quant, width, image_size, out_dir, data, data_
     quantization = QuantOptions(calib=calib, calib_size=calib_size, quantizer=quantizer, recipe=recipe, method=method,
                                 cle=cle, act_equalization=act_equalization, bias_correction=bias_correction,
                                 adaround=adaround, io=io, fallback=fallback, fallback_layers=fallback_layers,
-                                report=report)
+                                classifier=classifier, report=report)
     convert_command(source, to=to, quant=quant, width=width, image_size=image_size, out_dir=out_dir, data=data,
                     data_dir=data_dir, num_eval=num_eval, check=not no_check, quantization=quantization,
                     soc=soc, npu=npu, card_overrides=card_overrides, as_json=as_json)

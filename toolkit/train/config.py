@@ -175,6 +175,8 @@ class QATConfig:
                                          "(replaces clip_grad / clip_value; null: no clipping)", check=POSITIVE)
     range_lr: float = option("qat_range_lr", 1.0, "learning rate of the learnt ranges, as a factor of lr",
                              check=POSITIVE)
+    classifier: str = option("qat_classifier", "int8", "the classifier's precision: int8, or float (float32 on the "
+                             "dequantized pooled features; logits with no int8 grid)", choices=("int8", "float"))
     calib_images: int = option("qat_calib_images", 256, "training images (eval transform) that set the first "
                                "ranges", check=(lambda v: v >= 16, ">= 16"))
     distill: str = option("distill_loss", "mse", "loss on the float model's logits: mse or kl",

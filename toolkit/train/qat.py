@@ -63,9 +63,9 @@ def create_qat_networks(config: TrainConfig, num_classes: int, spec, say=print):
     from toolkit.validate import eval_batches
 
     qat = config.qat
-    student = QATMobileNetV1(_float_model(config, num_classes), qat.ranges)
+    student = QATMobileNetV1(_float_model(config, num_classes), qat.ranges, classifier=qat.classifier)
     teacher = QATMobileNetV1(_float_model(config, num_classes), fake_quant=False)
-    clean = QATMobileNetV1(_float_model(config, num_classes), qat.ranges)
+    clean = QATMobileNetV1(_float_model(config, num_classes), qat.ranges, classifier=qat.classifier)
     card = source_card(config)
     images = np.concatenate([x for x, _ in eval_batches(card, spec, config.data.train_split, limit=qat.calib_images,
                                                         batch_size=64)])
@@ -92,14 +92,15 @@ def qat_network_from_plan(checkpoint: Path, card, float_graph, plan, equalizatio
 
     float_model = create_model(card.model, num_classes=card.num_classes, activation=card.activation)
     load_weights(float_model, str(checkpoint), head="strict")
-    network = QATMobileNetV1(float_model)
+    float_classifier = any(n.op == "fully_connected" and n.name in plan.float_layers for n in float_graph.nodes)
+    network = QATMobileNetV1(float_model, classifier="float" if float_classifier else "int8")
     start_from_plan(network, float_graph, plan, equalization)
     network.set_train(False)
     return network
 
 
 def _ptq(config: TrainConfig, images: np.ndarray):
-    """Our default recipe's QuantizationResult of the source checkpoint."""
+    """Our default recipe's QuantizationResult of the source checkpoint (its classifier as QAT trains it)."""
     from converters.onnx_import import import_onnx
     from converters.passes import lower_for_tflite
     from quantize import Quantizer, Recipe
@@ -109,7 +110,7 @@ def _ptq(config: TrainConfig, images: np.ndarray):
     with tempfile.TemporaryDirectory(prefix="mnv1-tk-qat-") as scratch:
         onnx = export_model(config.model.checkpoint, Path(scratch), formats=("onnx",))["onnx"]
         graph = lower_for_tflite(import_onnx(onnx, load_card(onnx)))
-    return Quantizer(Recipe.load("default")).quantize(graph, images)
+    return Quantizer(Recipe.load("default").replace(classifier=config.qat.classifier)).quantize(graph, images)
 
 
 def with_equalization_constants(state: dict[str, np.ndarray], network) -> dict[str, np.ndarray]:
@@ -142,5 +143,6 @@ def card_extra(clean, config: TrainConfig) -> dict:
     from quantize.qat import CARD_KEY
 
     return {CARD_KEY: {"activations": [list(p) for p in clean.activation_params()], "ranges": config.qat.ranges,
-                       "distill": config.qat.distill, "label_weight": config.qat.label_weight,
+                       "classifier": config.qat.classifier, "distill": config.qat.distill,
+                       "label_weight": config.qat.label_weight,
                        "source": Path(config.model.checkpoint).name}}
