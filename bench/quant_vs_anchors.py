@@ -13,7 +13,10 @@ the same calibration images and the same eval sets:
            (bench.anchors.run_ort_qdq: this CPU's fused U8S8 kernels saturate);
 - LiteRT:  the TFLite converter's own full-integer PTQ (LiteRT's calibrator), run in LiteRT;
 - MSLite:  MindSpore Lite 2.0 full-quant PTQ (MAX_MIN / KL / REMOVAL_OUTLIER, bias correction on),
-           run in the MindSpore Lite runtime.
+           run in the MindSpore Lite runtime;
+- the classifier in float: ours (`classifier: float`) and ORT's methods with the Gemm excluded. This
+           format has its own verdict against its own anchors; the default's verdict (and the exit
+           status) takes the all-int8 anchors only.
 
 Each int8 model runs in its own runtime on the clean val split and on three perturbed copies of it
 (Gaussian pixel noise and shifts, kept inside the valid pixel range). Reported per model and

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from bench.model_set import GROUPS, MODELS, select_models
-from bench.quant_vs_anchors import agreement_noise, best_anchor, delta_interval, summary
+from bench.quant_vs_anchors import (FLOAT_CLASSIFIER_OURS, agreement_noise, best_anchor, delta_interval,
+                                   is_float_classifier_anchor, summary)
 
 IMAGES = {"clean": 359, "perturbed": 1077}
 
@@ -39,6 +40,18 @@ def test_ours_is_judged_against_the_best_anchor_only():
     verdicts, _ = summary([result(methods)])
     assert [(v["anchor"], v["verdict"]) for v in verdicts] == [("litert-calibrator", "win"), ("ort-minmax", "LOSS")]
     assert best_anchor(result(methods)["methods"], "clean")[0] == "litert-calibrator"
+
+
+def test_each_format_is_judged_against_its_own_anchors():
+    """The default (all int8) against the all-int8 anchors only; ours with the classifier in float against the
+    anchors with theirs in float (a float classifier anchor beating our int8 default is not a loss)."""
+    methods = result({"ours (default)": (36.0, 33.0), FLOAT_CLASSIFIER_OURS: (38.0, 34.0), "ort-minmax": (35.0, 32.0),
+                      "ort-minmax float classifier": (37.5, 34.5)})
+    default, _ = summary([methods])
+    assert [(v["anchor"], v["verdict"]) for v in default] == [("ort-minmax", "win"), ("ort-minmax", "win")]
+    floating, _ = summary([methods], None, FLOAT_CLASSIFIER_OURS, is_float_classifier_anchor)
+    assert [(v["anchor"], v["verdict"]) for v in floating] == [("ort-minmax float classifier", "win"),
+                                                               ("ort-minmax float classifier", "LOSS")]
 
 
 def test_losing_agreement_beyond_its_noise_is_a_loss_even_with_better_sqnr():
