@@ -244,7 +244,9 @@ def _build_mslite(job: Job, precision: Precision) -> tuple[Path, ModelCard]:
     else:
         if job.int8_tflite is None:
             _build_tflite(job, precision)  # our int8 .tflite, kept in the work directory
-        path = write_mslite(job.int8_tflite, work, job.card, precision="int8", quantizer="ours")
+        quantization = job.quantized.graph.meta["quantization"]  # how, as on the .tflite's card
+        path = write_mslite(job.int8_tflite, work, job.card.replace(extra=dict(job.card.extra, quantization=quantization)),
+                            precision="int8", quantizer="ours")
     return path, load_card(path)
 
 

@@ -99,3 +99,21 @@ def test_bad_input_is_one_line(trained_digits, tmp_path, monkeypatch):
     assert_one_line_error(invoke("convert", source, "--to", "qnn", "--soc", "SM8650", "--quant", "int8",
                                  "--calib", "digits", "--out", tmp_path), "QNN is not set up", "mnv1-tk setup qnn")
     assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_float_classifier_compiles_for_the_htp(trained_digits, qnn_install, tmp_path):
+    """`--classifier float`: the HTP runs the int8 layers and the float classifier (no CPU fallback), and
+    computes LiteRT's logits up to its own integer kernels."""
+    from quantize.metrics import compare
+
+    options = ConvertOptions(to="tflite,qnn", quant="int8", out_dir=tmp_path, num_eval=8, soc="SM8650",
+                             quantization=QuantOptions(calib="digits", calib_size=200, adaround=False,
+                                                       classifier="float"))
+    results = {r.target: r for r in convert(trained_digits.onnx, options)}
+    images, _ = zip(*eval_batches(trained_digits.card, DatasetSpec("digits"), "val", limit=64))
+    images = np.concatenate(images)
+    with load_predictor(results["tflite"].path, builtin_only=True) as litert, \
+            load_predictor(results["qnn-SM8650"].path) as htp:
+        ours, theirs = litert.run(images), htp.run(images)
+    assert compare(ours, theirs)["sqnr_db"] > 30
+    assert float(np.mean(ours.argmax(1) == theirs.argmax(1))) >= 0.98
