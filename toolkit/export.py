@@ -33,15 +33,17 @@ def parse_formats(formats) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def _rename_io(path: Path, card: ModelCard) -> None:
-    """Give the ONNX graph the card's input and output names, whatever MindSpore chose."""
+def _name_graph(path: Path, card: ModelCard) -> None:
+    """Give the ONNX graph the card's input and output names, whatever MindSpore chose, and the card's stem as
+    its name: MindSpore names it after its compile counters, which depend on what the process compiled before,
+    so the same checkpoint exported in two processes gave two files (and a bench cache keyed on the file's
+    SHA-256 measured the same model again)."""
     import onnx
 
     model = onnx.load(str(path))
+    model.graph.name = card.stem
     renames = {model.graph.input[0].name: card.input_name, model.graph.output[0].name: card.output_name}
     renames = {old: new for old, new in renames.items() if old != new}
-    if not renames:
-        return
     for value in list(model.graph.input) + list(model.graph.output) + list(model.graph.value_info):
         value.name = renames.get(value.name, value.name)
     for node in model.graph.node:
@@ -57,7 +59,7 @@ def _export_onnx(network, card: ModelCard, path: Path) -> None:
     sample = ms.Tensor(np.zeros(card.input_shape, np.float32))
     ms.onnx.export(network, sample, file_name=str(path), input_names=[card.input_name],
                    output_names=[card.output_name])
-    _rename_io(path, card)
+    _name_graph(path, card)
 
 
 def _export_mindir(network, card: ModelCard, path: Path) -> None:

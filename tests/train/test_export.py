@@ -85,3 +85,16 @@ def test_a_model_that_does_not_match_raises_atol_error(tmp_path):
     other.classifier.bias.set_data(ms.Tensor(network.classifier.bias.asnumpy() + 2e-4))  # just over 1e-4
     with pytest.raises(AtolError, match="differs from MindSpore by 2.00e-04"):
         verify_exports(other, load_card(files["onnx"]), files)
+
+
+def test_a_checkpoint_exports_to_the_same_onnx_bytes_whatever_ran_before(tmp_path):
+    """MindSpore names the ONNX graph after its compile counters; the export names it after the model, so the
+    file (and its SHA-256, which the benches key their caches on) depends on the checkpoint alone."""
+    path = _save(create_model("mobilenet_v1_025", num_classes=10), tmp_path, 0.25, size=32)
+    first = export_model(path, tmp_path / "first", formats=("onnx",))["onnx"]
+    (tmp_path / "other").mkdir()
+    other = _save(create_model("mobilenet_v1_050", num_classes=10), tmp_path / "other", 0.5, size=32)
+    export_model(other, tmp_path / "other_out", formats=("onnx",))  # moves MindSpore's counters on
+    second = export_model(path, tmp_path / "second", formats=("onnx",))["onnx"]
+    assert onnx.load(str(first)).graph.name == "mobilenet_v1_025_32"
+    assert first.read_bytes() == second.read_bytes()
