@@ -345,7 +345,8 @@ def verdict_counts(verdicts: list[dict]) -> dict[str, int]:
 
 
 def plot(results: list[dict], path: Path, window_db: float = 5.0) -> None:
-    """Clean and perturbed SQNR per method, zoomed on the top `window_db`; dashed: the best anchor."""
+    """Clean and perturbed SQNR per method, zoomed on the top `window_db` (wider where the best all-int8
+    anchor would fall below it); dashed: the best all-int8 anchor."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -356,7 +357,9 @@ def plot(results: list[dict], path: Path, window_db: float = 5.0) -> None:
     for axis, result in zip(axes[:, 0], results):
         methods = result["methods"]
         top = max(m[split]["sqnr_db"] for m in methods.values() if "error" not in m for split in SPLITS)
-        floor = top - window_db
+        anchors = [best_anchor(methods, split) for split in SPLITS]
+        lowest = min([a[1]["sqnr_db"] for a in anchors if a] or [top])  # the best anchors stay in view
+        floor = min(top - window_db, lowest - 1.0)
         colours = ["tab:green" if n == "ours (default)" else "tab:blue" if n.startswith("ours") else "tab:gray"
                    for n in names]
         for offset, split, shade in ((-0.2, "clean", 1.0), (0.2, "perturbed", 0.55)):
@@ -374,7 +377,7 @@ def plot(results: list[dict], path: Path, window_db: float = 5.0) -> None:
         axis.set_ylim(floor, top + 0.5)
         axis.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
         axis.set_ylabel("logits SQNR (dB)")
-        axis.set_title(f"{result['model']}: left bar clean, right bar perturbed; dashed: best anchor; green: our "
+        axis.set_title(f"{result['model']}: left bar clean, right bar perturbed; dashed: best all-int8 anchor; green: our "
                        f"default, blue: our variants, grey: anchors (bars below the axis print their value)", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
