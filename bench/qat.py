@@ -40,6 +40,7 @@ from bench.quant_vs_anchors import (
     FLOAT_CLASSIFIER_OURS, PERTURBED_COPIES, anchor_builders, build_ours, digits_pixels, evaluate, is_anchor,
     is_float_classifier_anchor, perturb, preprocess_all, run_method, run_predictor,
 )
+from bench.anchors import FLOAT_CLASSIFIER
 from toolkit.fsutil import sha256_of
 
 GOAL_DB = 3.0
@@ -207,8 +208,8 @@ def table(verdicts: list[dict]):
     for v in verdicts:
         for split in SPLITS:
             r = v[split]
-            fair = (f"{r['same_format_margin_db']:+.1f} ({r['same_format_anchor']})" if "same_format_anchor" in r
-                    else "")
+            fair = (f"{r['same_format_margin_db']:+.1f} ({r['same_format_anchor'].removesuffix(FLOAT_CLASSIFIER)})"
+                    if "same_format_anchor" in r else "")
             out.add_row(v["model"] if split == "clean" else "", split, r["best_anchor"], f"{r['anchor_sqnr_db']:.1f}",
                         f"{r['ptq_sqnr_db']:.1f}", f"{r['qat_sqnr_db']:.1f}", f"{r['margin_db']:+.1f}", fair,
                         f"{100 * r['qat_agreement']:.1f}%", f"{100 * r['qat_top1']:.1f}%", f"{100 * r['float_top1']:.1f}%",
