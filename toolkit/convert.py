@@ -245,8 +245,8 @@ def _build_mslite(job: Job, precision: Precision) -> tuple[Path, ModelCard]:
         if job.int8_tflite is None:
             _build_tflite(job, precision)  # our int8 .tflite, kept in the work directory
         quantization = job.quantized.graph.meta["quantization"]  # how, as on the .tflite's card
-        path = write_mslite(job.int8_tflite, work, job.card.replace(extra=dict(job.card.extra, quantization=quantization)),
-                            precision="int8", quantizer="ours")
+        card = job.card.replace(extra=dict(job.card.extra, quantization=quantization))
+        path = write_mslite(job.int8_tflite, work, card, precision="int8", quantizer="ours")
     return path, load_card(path)
 
 
