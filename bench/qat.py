@@ -169,6 +169,11 @@ def benchmark_model(model, args, work: Path, console) -> dict:
             "qat": {**qat_settings(args), "checkpoint": str(checkpoint), "curve": curve}, "methods": methods}
 
 
+def ptq_name(result: dict) -> str:
+    """Our PTQ row in the format the QAT run trained in: the default, or the classifier in float."""
+    return FLOAT_CLASSIFIER_OURS if result["qat"].get("classifier") == "float" else "ours (default)"
+
+
 def verdict(result: dict) -> dict:
     """The goal against the best all-int8 anchor; a float-classifier QAT also gets its margin over the best
     anchor with its classifier in float (the same format), and its PTQ is ours with the classifier in float."""
@@ -177,7 +182,7 @@ def verdict(result: dict) -> dict:
     anchors = {n: r for n, r in methods.items() if is_anchor(n) and "error" not in r}
     same_format = {n: r for n, r in methods.items() if is_float_classifier_anchor(n) and "error" not in r}
     qat = methods["ours QAT"]
-    ptq = methods[FLOAT_CLASSIFIER_OURS if float_classifier else "ours (default)"]
+    ptq = methods[ptq_name(result)]
     row = {"model": result["model"], "classifier": "float" if float_classifier else "int8"}
     passed = True
     for split in SPLITS:
@@ -229,10 +234,10 @@ def plot(results: list[dict], path: Path) -> None:
     for axis, split in zip(axes, SPLITS):
         best = [max(r[split]["sqnr_db"] for n, r in res["methods"].items() if is_anchor(n) and "error" not in r)
                 for res in results]
-        ptq = [res["methods"]["ours (default)"][split]["sqnr_db"] for res in results]
+        ptq = [res["methods"][ptq_name(res)][split]["sqnr_db"] for res in results]
         qat = [res["methods"]["ours QAT"][split]["sqnr_db"] for res in results]
-        axis.bar(x - 0.27, best, 0.27, label="best PTQ anchor", color="tab:gray")
-        axis.bar(x, ptq, 0.27, label="ours PTQ (default)", color="tab:blue")
+        axis.bar(x - 0.27, best, 0.27, label="best all-int8 PTQ anchor", color="tab:gray")
+        axis.bar(x, ptq, 0.27, label=f"ours PTQ: {ptq_name(results[0])}", color="tab:blue")
         axis.bar(x + 0.27, qat, 0.27, label="ours QAT", color="tab:green")
         axis.scatter(x + 0.27, np.array(best) + GOAL_DB, marker="_", s=300, color="black",
                      label=f"goal: anchor + {GOAL_DB:g} dB")
