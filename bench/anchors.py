@@ -75,10 +75,10 @@ def ort_quantize(onnx_path: Path, calib_nchw: np.ndarray, anchor: str, out_path:
                 calibrator.collect_data(Reader())
                 ranges = Path(tmp) / "ranges.json"
                 save_tensors_data(calibrator.compute_data(), ranges)
-            classifier = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type in ("Gemm", "MatMul")]
+            excluded = ([n.name for n in onnx.load(str(prepared)).graph.node if n.op_type in ("Gemm", "MatMul")]
+                        if float_classifier else None)
             quantize_static(str(prepared), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                            nodes_to_exclude=classifier if float_classifier else None,
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
                             calibrate_method=calibrate_method, extra_options=extra, calibration_cache_path=ranges)
     return out_path
 

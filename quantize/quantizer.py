@@ -68,10 +68,9 @@ def to_nhwc(images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(images, np.float32).transpose(0, 2, 3, 1))
 
 
-def float_classifier(graph: Graph, recipe: Recipe) -> tuple[str, ...]:
-    """The classifier's name when the recipe keeps it in float, else nothing."""
-    return tuple(n.name for n in quantizable_layers(graph) if n.op == "fully_connected"
-                 and recipe.classifier == "float")
+def float_classifier(graph: Graph, classifier: str) -> tuple[str, ...]:
+    """The classifier's name when its precision (a recipe's `classifier`) is float, else nothing."""
+    return tuple(n.name for n in quantizable_layers(graph) if n.op == "fully_connected" and classifier == "float")
 
 
 class Quantizer:
@@ -126,7 +125,7 @@ class Quantizer:
         if done:
             done(1)
         plan = QuantPlan(activations={t: activation_params(*c.range) for t, c in ranges.items()},
-                         weights=weights, io=recipe.io, float_layers=float_classifier(graph, recipe))
+                         weights=weights, io=recipe.io, float_layers=float_classifier(graph, recipe.classifier))
         if recipe.adaround:
             plan.round_up = adaround(graph, plan, sample(x, recipe.correction_images, 32),
                                      AdaRoundConfig(iterations=recipe.adaround_iterations),

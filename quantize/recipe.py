@@ -65,7 +65,7 @@ class Recipe:
                               "use 0 (off) or a headroom in [1, 8]")
         if self.classifier == "float" and self.io != "float":
             raise ConfigError(f"recipe classifier=float gives float logits, which io={self.io} cannot output",
-                              "use io=float with classifier=float, or classifier=int8")
+                              "use io=float (--io float) with classifier=float, or classifier=int8")
         if self.adaround_iterations < 1:
             raise ConfigError("recipe adaround_iterations must be >= 1")
         if self.fallback_layers < 0:

@@ -11,10 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from converters.ir import Graph, QuantParams
-from converters.passes import global_pool_as_mean
 from quantize.params import WEIGHT_AXIS, weight_params
 from quantize.plan import QuantPlan
-from quantize.quantizer import QuantizationResult
+from quantize.quantizer import QuantizationResult, Quantizer, float_classifier
 from quantize.ranges import activation_tensors
 from quantize.recipe import Recipe
 from quantize.transform import check_quantizable, quantizable_layers, to_int8
@@ -40,7 +39,7 @@ def qat_plan(graph: Graph, activations: list[tuple[float, int]], io: str = "floa
     has no output range)."""
     check_quantizable(graph)
     layers = quantizable_layers(graph)
-    float_layers = tuple(n.name for n in layers if n.op == "fully_connected" and classifier == "float")
+    float_layers = float_classifier(graph, classifier)
     quantized = [n for n in layers if n.name not in float_layers]
     if len(activations) != len(quantized) + 1:
         raise ConfigError(f"the QAT card has {len(activations)} activation ranges but the graph needs "
@@ -64,16 +63,13 @@ def quantize_qat(graph: Graph, activations: list[tuple[float, int]], recipe: Rec
                  classifier: str = "int8") -> QuantizationResult:
     """Our int8 graph with QAT's ranges and weights (only the recipe's `io`, `kernels` and `global_pool` apply),
     the classifier in the precision QAT trained it in."""
-    if classifier == "float" and recipe.io != "float":
-        raise ConfigError(f"this QAT checkpoint's classifier is float, so its logits are float; io={recipe.io} "
-                          "cannot output them", "convert it with --io float")
-    graph = global_pool_as_mean(graph) if recipe.global_pool == "mean" else graph
+    recipe = recipe.replace(classifier=classifier)  # refuses int8 I/O for a float classifier
+    graph = Quantizer(recipe).prepare(graph)
     plan = qat_plan(graph, activations, recipe.io, classifier)
     qgraph = to_int8(graph, plan)
     input_q = qgraph.tensors[qgraph.inputs[0]].quant or plan.activations[graph.inputs[0]]
     io_dtype = "int8" if recipe.io == "int8" else "float32"
     qgraph.meta = {**graph.meta, "precision": "int8", "input_dtype": io_dtype, "output_dtype": io_dtype,
                    "input_quant": {"scale": float(input_q.scale[0]), "zero_point": int(input_q.zero_point[0])},
-                   "quantization": {"recipe": {**recipe.to_dict(), "classifier": classifier},
-                                    "float_layers": list(plan.float_layers), "qat": True}}
+                   "quantization": {"recipe": recipe.to_dict(), "float_layers": list(plan.float_layers), "qat": True}}
     return QuantizationResult(qgraph, graph, plan, recipe)

@@ -87,13 +87,14 @@ def qat_network_from_plan(checkpoint: Path, card, float_graph, plan, equalizatio
     """The QAT network of a float checkpoint started where a PTQ `plan` (and its activation `equalization`) ends
     (eval mode): fine-tuning's start."""
     from quantize.qat.network import QATMobileNetV1, start_from_plan
+    from quantize.quantizer import float_classifier
     from toolkit.models import create_model
     from toolkit.models.checkpoint import load_weights
 
     float_model = create_model(card.model, num_classes=card.num_classes, activation=card.activation)
     load_weights(float_model, str(checkpoint), head="strict")
-    float_classifier = any(n.op == "fully_connected" and n.name in plan.float_layers for n in float_graph.nodes)
-    network = QATMobileNetV1(float_model, classifier="float" if float_classifier else "int8")
+    in_float = any(name in plan.float_layers for name in float_classifier(float_graph, "float"))
+    network = QATMobileNetV1(float_model, classifier="float" if in_float else "int8")
     start_from_plan(network, float_graph, plan, equalization)
     network.set_train(False)
     return network
