@@ -160,7 +160,8 @@ def main(argv=None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     headline = next((r for r in rows if (r["width"], r["runtime"], r["precision"], r["threads"])
                      == (1.0, "litert", "int8", 1)), None)
-    summary = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared with other jobs)",
+    summary = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+                          " (shared with other jobs)",
                "runs": args.runs, "warmup": args.warmup, "published_pixel3": PUBLISHED_PIXEL3,
                "published_ratio": PUBLISHED_PIXEL3["int8_ms"] / PUBLISHED_PIXEL3["fp32_ms"],
                "litert_int8_over_fp32_width1_1thread": headline["int8_over_fp32"] if headline else None}

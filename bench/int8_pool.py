@@ -71,9 +71,11 @@ def main(argv=None) -> int:
         table.add_column(column, justify="right")
     for width in (float(w) for w in args.widths.split(",")):
         with tempfile.TemporaryDirectory() as work:
-            medians, partitions = interleaved_medians(int8_models(width, args.size, Path(work)), args.runs, args.threads)
+            medians, partitions = interleaved_medians(int8_models(width, args.size, Path(work)), args.runs,
+                                                      args.threads)
         table.add_row(f"{width:g}", f"{medians['mean']:.2f}", f"{medians['avg_pool']:.2f}",
-                      f"{medians['mean'] / medians['avg_pool']:.3f}", f"{partitions['mean']} / {partitions['avg_pool']}")
+                      f"{medians['mean'] / medians['avg_pool']:.3f}",
+                      f"{partitions['mean']} / {partitions['avg_pool']}")
     Console().print(table)
     return 0
 

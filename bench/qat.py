@@ -209,7 +209,8 @@ def table(verdicts: list[dict]):
                       "top-1 >= float)")
     for column in ("model", "set", "best anchor", "anchor dB", "ours PTQ dB", "QAT dB", "margin dB",
                    "margin, same format", "QAT agree", "QAT top-1", "float top-1", "verdict"):
-        out.add_column(column, justify="left" if column in ("model", "set", "best anchor") else "right")
+        out.add_column(column, justify="left" if column in ("model", "set", "best anchor") else "right",
+                       no_wrap=column == "model")
     for v in verdicts:
         for split in SPLITS:
             r = v[split]
@@ -217,7 +218,8 @@ def table(verdicts: list[dict]):
                     if "same_format_anchor" in r else "")
             out.add_row(v["model"] if split == "clean" else "", split, r["best_anchor"], f"{r['anchor_sqnr_db']:.1f}",
                         f"{r['ptq_sqnr_db']:.1f}", f"{r['qat_sqnr_db']:.1f}", f"{r['margin_db']:+.1f}", fair,
-                        f"{100 * r['qat_agreement']:.1f}%", f"{100 * r['qat_top1']:.1f}%", f"{100 * r['float_top1']:.1f}%",
+                        f"{100 * r['qat_agreement']:.1f}%", f"{100 * r['qat_top1']:.1f}%",
+                        f"{100 * r['float_top1']:.1f}%",
                         v["verdict"] if split == "clean" else "",
                         style=None if v["verdict"] == "PASS" else "red")
     return out
@@ -334,7 +336,7 @@ def main(argv=None) -> int:
     plot(results, args.out / "sqnr.png")
     if all("curve" in r["qat"] for r in results):  # results of earlier code have none
         plot_curves(results, args.out / "curves.png")
-    printer = Console(width=160, record=True)
+    printer = Console(width=200, record=True)  # the table's twelve columns unwrapped
     printer.print(table(verdicts))
     write_text(args.out / "table.txt", printer.export_text())
     console.print(f"JSON: {args.out / 'report.json'}   chart: {args.out / 'sqnr.png'}")

@@ -99,7 +99,8 @@ def analyse(model, per_tensor: bool, console) -> dict:
     for name, net, weights, activations in (("none (ranges only)", plain, False, ()),
                                             ("weights (nearest)", plain, True, ()),
                                             ("weights (AdaRound)", adarounded, True, ()),
-                                            ("activations", plain, False, "all"), ("both (nearest)", plain, True, "all")):
+                                            ("activations", plain, False, "all"),
+                                            ("both (nearest)", plain, True, "all")):
         with simulated(net, weights, activations):
             rows[name] = sqnr(net)
         console.print(f"  {model.spec.name}: int8 {name}: {rows[name]:.2f} dB")

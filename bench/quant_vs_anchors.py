@@ -35,8 +35,8 @@ images: how much of it the eval set's sampling noise could explain (for reading;
 the fixed 0.1 dB rule). Each model's per-image squared logit errors per method are kept for it in
 `<model>.npz` next to `<model>.json`.
 
-    .venv/bin/python -m bench.quant_vs_anchors [--group held_out|tuning] [--limit N | --models A,B] [--calib 300] [--out DIR]
-        [--only M1,M2] [--rerun M1,M2]
+    .venv/bin/python -m bench.quant_vs_anchors [--group held_out|tuning] [--limit N | --models A,B]
+        [--calib 300] [--out DIR] [--only M1,M2] [--rerun M1,M2]
 """
 
 from __future__ import annotations
@@ -292,7 +292,8 @@ def model_table(result: dict):
         c, p = row["clean"], row["perturbed"]
         table.add_row(name, f"{100 * c['top1']:.1f}", f"{100 * c['top1_agreement']:.1f}", f"{c['sqnr_db']:.2f}",
                       f"{c['kl']:.1e}", f"{100 * p['top1']:.1f}", f"{100 * p['top1_agreement']:.1f}",
-                      f"{p['sqnr_db']:.2f}", f"{row['seconds']:.1f}", style="bold" if name == "ours (default)" else None)
+                      f"{p['sqnr_db']:.2f}", f"{row['seconds']:.1f}",
+                      style="bold" if name == "ours (default)" else None)
     return table
 
 
@@ -326,7 +327,8 @@ def summary(results: list[dict], errors: dict[str, dict] | None = None, ours_nam
             delta = ours[split]["sqnr_db"] - anchor["sqnr_db"]
             keys = (f"{ours_name}/{split}", f"{name}/{split}")
             interval = delta_interval(*(per_image[k] for k in keys)) if all(k in per_image for k in keys) else None
-            images_lost = round((anchor["top1_agreement"] - ours[split]["top1_agreement"]) * result["eval_images"][split])
+            images_lost = round((anchor["top1_agreement"] - ours[split]["top1_agreement"])
+                                * result["eval_images"][split])
             if images_lost > agreement_noise(anchor, ours[split], result["eval_images"][split]) or delta < -SQNR_TIE_DB:
                 verdict = "LOSS"
             else:
@@ -377,8 +379,9 @@ def plot(results: list[dict], path: Path, window_db: float = 5.0) -> None:
         axis.set_ylim(floor, top + 0.5)
         axis.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
         axis.set_ylabel("logits SQNR (dB)")
-        axis.set_title(f"{result['model']}: left bar clean, right bar perturbed; dashed: best all-int8 anchor; green: our "
-                       f"default, blue: our variants, grey: anchors (bars below the axis print their value)", fontsize=8)
+        axis.set_title(f"{result['model']}: left bar clean, right bar perturbed; dashed: best all-int8 anchor; "
+                       "green: our default, blue: our variants, grey: anchors (bars below the axis print their value)",
+                       fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -401,7 +404,8 @@ def main(argv=None) -> int:
                         help="re-run these methods, comma-separated, in the models' cached results; keep the rest")
     parser.add_argument("--json", action="store_true", help="print the JSON instead of the tables")
     args = parser.parse_args(argv)
-    known = set(OURS) | set(ORT_METHODS) | set(ORT_FLOAT_CLASSIFIER_METHODS) | set(MSLITE_METHODS) | {"litert-calibrator"}
+    known = (set(OURS) | set(ORT_METHODS) | set(ORT_FLOAT_CLASSIFIER_METHODS) | set(MSLITE_METHODS)
+             | {"litert-calibrator"})
     only, rerun = ({*m.split(",")} if m else None for m in (args.only, args.rerun))
     for given in (only, rerun):
         if given and given - known:

@@ -227,7 +227,8 @@ def import_pad(ctx: _Context, node) -> None:
     if len(node.input) > 2 and node.input[2]:
         value = float(_require_const(ctx, node, node.input[2], "constant_value"))
     if mode != "constant" or value != 0.0:
-        raise UnsupportedOpError(f"Pad node '{node.name}' uses mode {mode!r} value {value}; only zero padding is supported")
+        raise UnsupportedOpError(f"Pad node '{node.name}' uses mode {mode!r} value {value}; "
+                                 "only zero padding is supported")
     half = len(pads) // 2
     ctx.emit(node, "pad", [node.input[0]], pads=tuple((int(pads[i]), int(pads[i + half])) for i in range(half)))
 

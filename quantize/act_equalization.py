@@ -53,7 +53,7 @@ class ActivationEqualizationReport:
                                   "largest": float(s.max())} for name, s in self.scales.items()}}
 
 
-def equalizable_pairs(graph: Graph) -> list[tuple[Node, Node]]:
+def activation_equalization_pairs(graph: Graph) -> list[tuple[Node, Node]]:
     """(layer with ReLU/ReLU6, the layer that alone consumes its output): convolution -> depthwise and
     depthwise -> convolution, channel for channel."""
     pairs = []
@@ -91,7 +91,7 @@ def equalize_activations(graph: Graph, preact_max: dict[str, np.ndarray], headro
         raise ValueError(f"headroom {headroom} is below 1: channels would clip below their calibration maximum")
     graph = graph.copy()
     scales_by_layer = {}
-    for first, second in equalizable_pairs(graph):
+    for first, second in activation_equalization_pairs(graph):
         output_max = np.clip(preact_max[first.name].astype(np.float64), 0.0, ACTIVATION_LIMIT[first.attrs["act"]])
         scales = channel_scales(output_max, headroom, max_scale)
         scale_channels(graph, first, scales, "out")

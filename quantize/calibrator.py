@@ -55,7 +55,8 @@ def check_images(graph: Graph, images: np.ndarray) -> np.ndarray:
     images = np.asarray(images)
     expected = tuple(graph.tensors[graph.inputs[0]].shape[1:])
     if images.ndim != 4 or tuple(images.shape[1:]) != expected:
-        raise CalibrationError(f"calibration images have shape {list(images.shape[1:]) if images.ndim == 4 else list(images.shape)}"
+        raise CalibrationError("calibration images have shape "
+                               f"{list(images.shape[1:]) if images.ndim == 4 else list(images.shape)}"
                                f" but the model takes {list(expected)} (H, W, C)",
                                "preprocess them with the model card (size, channels)")
     if len(images) < MIN_CALIBRATION_IMAGES:

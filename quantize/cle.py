@@ -56,7 +56,10 @@ def is_channelwise(graph: Graph, node: Node) -> bool:
     return graph.const(node.inputs[1]).shape[3] == graph.tensors[node.inputs[0]].shape[3]
 
 
-def equalizable_pairs(graph: Graph) -> list[tuple[Node, Node]]:
+def cle_pairs(graph: Graph) -> list[tuple[Node, Node]]:
+    """(layer, the layer that alone consumes its output) whose weights cross-layer equalization rescales:
+    any fused activation that is none, ReLU or ReLU6 (positively homogeneous), the consumer a plain or
+    depthwise convolution."""
     pairs = []
     for first in graph.nodes:
         if first.op not in PAIR_FIRST or first.attrs.get("act", "none") not in ("none", "relu", "relu6"):
@@ -93,7 +96,7 @@ def equalize(graph: Graph, preact_max: dict[str, np.ndarray], iterations: int = 
         if node.op in PAIR_FIRST:
             for i in (1, 2):
                 graph.tensors[node.inputs[i]].data = graph.const(node.inputs[i]).copy()
-    pairs = equalizable_pairs(graph)
+    pairs = cle_pairs(graph)
     layers = {n.name: n for pair in pairs for n in pair}
     before = {name: channel_spread(graph, n) for name, n in layers.items()}
     cumulative = {first.name: np.ones(_out_ranges(graph, first).shape) for first, _ in pairs}

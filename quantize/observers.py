@@ -81,7 +81,8 @@ class Histogram:
     def from_dict(cls, data: dict) -> "Histogram":
         h = cls()
         h.counts = np.asarray(data["counts"], np.int64)
-        h.limit, h.min, h.max, h.zeros = float(data["limit"]), float(data["min"]), float(data["max"]), int(data["zeros"])
+        h.limit, h.min, h.max, h.zeros = (float(data["limit"]), float(data["min"]), float(data["max"]),
+                                          int(data["zeros"]))
         return h
 
 

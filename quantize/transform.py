@@ -101,7 +101,8 @@ def to_int8(graph: Graph, plan: QuantPlan) -> Graph:
             out = graph.add_tensor(graph.unique_name(f"{tensor}_{suffix}"), src.tensors[tensor].shape,
                                    "int8" if to == "int8" else "float32",
                                    quant=tensor_params(src, plan, tensor) if to == "int8" else None)
-            graph.add_node("quantize" if to == "int8" else "dequantize", f"{tensor}_{'quantize' if to == 'int8' else 'dequantize'}",
+            graph.add_node("quantize" if to == "int8" else "dequantize",
+                           f"{tensor}_{'quantize' if to == 'int8' else 'dequantize'}",
                            [tensor], [out.name], index=index)
             converted[key] = out.name
         return converted[key]

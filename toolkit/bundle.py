@@ -244,7 +244,8 @@ def _resize_probes(out: Path) -> list[dict]:
         probe = {"src": f"{GOLDEN_DIR}/resize/src_{k}.rgb", "width": w, "height": h,
                  "expected": f"{GOLDEN_DIR}/resize/dst_{k}.rgb", "out_width": out_w, "out_height": out_h}
         write_bytes(out / probe["src"], image.tobytes())
-        write_bytes(out / probe["expected"], cv2.resize(image, (out_w, out_h), interpolation=cv2.INTER_LINEAR).tobytes())
+        write_bytes(out / probe["expected"],
+                    cv2.resize(image, (out_w, out_h), interpolation=cv2.INTER_LINEAR).tobytes())
         probes.append(probe)
     return probes
 

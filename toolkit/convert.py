@@ -188,12 +188,8 @@ def _quantize(job: Job, graph):
         if options.quantizer != "ours":
             raise ConfigError(f"--quantizer {options.quantizer} only applies to --to mslite",
                               "drop --quantizer, or convert to mslite only")
-        learnt = qat_ranges(job.card)  # a QAT checkpoint: its learnt ranges, no calibration
-        trained = qat_classifier(job.card)
-        if learnt is not None and options.classifier not in (None, trained):
-            raise ConfigError(f"--classifier {options.classifier} does not match this QAT checkpoint, whose classifier "
-                              f"trained in {trained}", "drop --classifier: a QAT checkpoint converts as it trained")
-        job.quantized = (quantize_qat(graph, learnt, _recipe(options), trained) if learnt is not None
+        learnt = qat_ranges(job.card)  # a QAT checkpoint (its classifier checked by _check_quant_options)
+        job.quantized = (quantize_qat(graph, learnt, _recipe(options), qat_classifier(job.card)) if learnt is not None
                          else Quantizer(_recipe(options), job.quantizer_progress()).quantize(
                              graph, job.calibration_images()))
     return job.quantized.graph
@@ -632,7 +628,8 @@ def convert(source: str | Path, options: ConvertOptions = ConvertOptions(),
 
     `on_step(description)` is called as each stage starts (for a progress display); with
     `quantization.report`, `on_report((png_path, rows, selection))` receives each sensitivity report and
-    the candidate scores of recipe method "select" (else empty). Options and sources are checked before anything is written; a failure leaves no new output directory behind.
+    the candidate scores of recipe method "select" (else empty). Options and sources are checked before
+    anything is written; a failure leaves no new output directory behind.
     """
     targets = [TARGETS[t] for t in _split(options.to, tuple(TARGETS), "target")]
     precisions = [PRECISIONS[q] for q in _split(options.quant, tuple(PRECISIONS), "precision")]
@@ -650,7 +647,7 @@ def convert(source: str | Path, options: ConvertOptions = ConvertOptions(),
         raise ConfigError("--soc applies to --to qnn", "add qnn to --to, or drop --soc")
     if options.npu:
         targets = targets + _npu_targets(options.npu, targets, precisions)
-    _check_quant_options(options, targets, precisions, learnt_ranges=_is_qat_checkpoint(Path(source)))
+    _check_quant_options(options, targets, precisions, qat_classifier=_qat_classifier(Path(source)))
     options = ConvertOptions(**{**options.__dict__, "width": parse_width(options.width)})
     source = Path(source)
     if source.suffix.lower() == ".tflite" and any(t.name == "mslite" for t in targets) and \
@@ -673,24 +670,30 @@ def convert(source: str | Path, options: ConvertOptions = ConvertOptions(),
     return results
 
 
-def _is_qat_checkpoint(source: Path) -> bool:
-    """A model file whose card carries QAT's learnt ranges (it needs no calibration images)."""
-    from quantize.qat import CARD_KEY
+def _qat_classifier(source: Path) -> str | None:
+    """For a model file whose card carries QAT's learnt ranges (it needs no calibration images): the precision its
+    classifier trained in; else None."""
+    from quantize.qat import CARD_KEY, qat_classifier
     from toolkit.errors import ModelCardError
 
     try:
-        return source.is_file() and CARD_KEY in load_card(source).extra
+        card = load_card(source) if source.is_file() else None
     except ModelCardError:
-        return False
+        return None
+    return qat_classifier(card) if card is not None and CARD_KEY in card.extra else None
 
 
 def _check_quant_options(options: ConvertOptions, targets: list[Target], precisions: list[Precision],
-                         learnt_ranges: bool = False) -> None:
-    """int8 options are checked before any work: recipe, quantizer, method."""
+                         qat_classifier: str | None = None) -> None:
+    """int8 options are checked before any work: recipe, quantizer, method; for a QAT checkpoint
+    (`qat_classifier`: its classifier's precision), the classifier's."""
     q = options.quantization
     if not any(p.name == "int8" for p in precisions):
         return
-    if q.calib is None and not (learnt_ranges and q.quantizer == "ours"):
+    if qat_classifier is not None and q.quantizer == "ours" and q.classifier not in (None, qat_classifier):
+        raise ConfigError(f"--classifier {q.classifier} does not match this QAT checkpoint, whose classifier "
+                          f"trained in {qat_classifier}", "drop --classifier: a QAT checkpoint converts as it trained")
+    if q.calib is None and not (qat_classifier is not None and q.quantizer == "ours"):
         raise ConfigError("--quant int8 needs calibration images", "pass --calib digits, an image folder or a .npy")
     if q.quantizer not in ("ours", "mslite"):
         raise ConfigError(f"unknown --quantizer {q.quantizer}", "use ours or mslite")
@@ -700,7 +703,8 @@ def _check_quant_options(options: ConvertOptions, targets: list[Target], precisi
         if [t.name for t in targets] != ["mslite"]:
             raise ConfigError("--quantizer mslite makes MindSpore Lite's own int8 .ms", "use it with --to mslite only")
         if (q.method or "max_min") not in METHODS:
-            raise ConfigError(f"--method {q.method} is not a MindSpore Lite PTQ method", f"use one of: {', '.join(METHODS)}")
+            raise ConfigError(f"--method {q.method} is not a MindSpore Lite PTQ method",
+                              f"use one of: {', '.join(METHODS)}")
     else:
         recipe = _recipe(q)  # raises ConfigError for a bad recipe or field
         if recipe.io == "int8" and any(t.name.split("-")[0] in FLOAT_IO_TARGETS for t in targets):

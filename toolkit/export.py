@@ -94,7 +94,8 @@ def verify_exports(network, card: ModelCard, files: dict[str, Path]) -> dict[str
         difference = float(np.max(np.abs(predictor.run(images) - expected)))
         if not difference <= tolerance:
             raise AtolError(f"the exported {fmt.upper()} differs from MindSpore by {difference:.2e} max abs on the "
-                            f"logits (tolerance {tolerance:.2g})", "nothing was written; report it, or pass --no-verify")
+                            f"logits (tolerance {tolerance:.2g})",
+                            "nothing was written; report it, or pass --no-verify")
         differences[fmt] = difference
     return differences
 

@@ -20,8 +20,9 @@ class Prediction:
     scores: tuple[float, ...]
 
     def to_dict(self) -> dict:
-        return {"image": str(self.image), "top": [{"label": label, "index": index, "score": score}
-                                                  for label, index, score in zip(self.labels, self.indices, self.scores)]}
+        return {"image": str(self.image),
+                "top": [{"label": label, "index": index, "score": score}
+                        for label, index, score in zip(self.labels, self.indices, self.scores)]}
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

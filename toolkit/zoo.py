@@ -9,7 +9,8 @@ take files from, an index (`zoo.json`), a report and a table. Every step's input
 
     out/
       mobilenet_v1_025/          training run: checkpoints, metrics.jsonl, config.yaml
-      models/                    <model>_<size>.{onnx,mindir,fp32.tflite,fp16.tflite,int8.tflite,fp32.ms,int8.ms} + cards
+      models/                    <model>_<size>.{onnx,mindir,fp32.tflite,fp16.tflite,int8.tflite,fp32.ms,int8.ms}
+                                 + cards
       zoo.json                   every file with its size, top-1, top-5 and agreement with float
       zoo.manifest.json          content hashes of each step's inputs and outputs (what a re-run may reuse)
       report.md, pareto.png      mindcv's model-table columns, then deployment columns; top-1 vs latency
@@ -183,8 +184,8 @@ def build_zoo(options: ZooOptions, console=None, step=lambda text: None) -> list
                     metrics = {k: v for k, v in evaluate(predictor, spec).items() if k in ("top1", "top5", "count")}
                 manifest.record(f"{name}/validate/{fmt}", inputs, metrics)
             card = load_card(path)
-            entries.append(ZooEntry(name, width, card.image_size, fmt, "fp32", str(path), Path(path).stat().st_size / 1e6,
-                                    metrics["top1"], metrics["top5"], None, None))
+            entries.append(ZooEntry(name, width, card.image_size, fmt, "fp32", str(path),
+                                    Path(path).stat().st_size / 1e6, metrics["top1"], metrics["top5"], None, None))
         quant = QuantOptions(calib=options.calib or _calibration_source(spec), calib_size=options.calib_size,
                              recipe=options.recipe)
         inputs = {"onnx": Path(exported["onnx"]), "to": options.to, "quant": options.quant, "calib": asdict(quant),

@@ -110,5 +110,6 @@ def ensure_mslite(*, quiet: bool = False):
 def setup_command(cache: str | Path | None, *, force: bool = False, as_json: bool = False) -> native.SetupReport:
     """`mnv1-tk setup mslite`: run the setup, then print its report as a table or as JSON."""
     report = setup_mslite(cache, force=force, quiet=as_json)
-    native.print_report(report, f"MindSpore Lite ({report.backend}) in {report.root}", as_json, cache, default_cache(), ENV_DIR)
+    native.print_report(report, f"MindSpore Lite ({report.backend}) in {report.root}", as_json, cache, default_cache(),
+                        ENV_DIR)
     return report

@@ -223,7 +223,8 @@ def _relu(b: _OnnxBuilder, node: Node, x: str, out: str) -> None:
 
 
 def _relu6(b: _OnnxBuilder, node: Node, x: str, out: str) -> None:
-    bounds = [b.const(f"{node.name}_min", np.array(0, np.float32)), b.const(f"{node.name}_max", np.array(6, np.float32))]
+    bounds = [b.const(f"{node.name}_min", np.array(0, np.float32)),
+              b.const(f"{node.name}_max", np.array(6, np.float32))]
     b.node("Clip", [x, *bounds], out, node.name)
 
 

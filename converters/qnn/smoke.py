@@ -57,7 +57,8 @@ def tiny_qdq(seed: int = 0) -> tuple[bytes, float]:
              helper.make_node("DequantizeLinear", ["f_q", "f_s", "f_z"], ["f"]),
              helper.make_node("DequantizeLinear", ["fb_q", "fb_s", "fb_z"], ["fb"]),
              helper.make_node("Gemm", ["flat_dq", "f", "fb"], ["gemm"], transB=1), *qdq("gemm", "l_s", "l_z")]
-    graph = helper.make_graph(nodes, "smoke", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, SIZE, SIZE])],
+    graph = helper.make_graph(nodes, "smoke",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, SIZE, SIZE])],
                               [helper.make_tensor_value_info("gemm_dq", TensorProto.FLOAT, [1, CLASSES])],
                               [numpy_helper.from_array(np.asarray(v), k) for k, v in arrays.items()])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])

@@ -24,7 +24,8 @@ def parse_socs(text: str | tuple[str, ...] | list[str] | None) -> tuple[str, ...
     """`--soc SM8650,SM8750` -> ("SM8650", "SM8750"); unknown names are one ConfigError."""
     names = [t.strip().upper() for t in (text.split(",") if isinstance(text, str) else text or ()) if t.strip()]
     if not names:
-        raise ConfigError("--to qnn needs the SoC(s) to compile for", f"pass --soc with one of: {', '.join(SOC_MODELS)}")
+        raise ConfigError("--to qnn needs the SoC(s) to compile for",
+                          f"pass --soc with one of: {', '.join(SOC_MODELS)}")
     unknown = [n for n in names if n not in SOC_MODELS]
     if unknown:
         raise ConfigError(f"unknown SoC {', '.join(unknown)}",

@@ -47,7 +47,8 @@ class DistillationLoss(nn.LossBase):
         else:
             t = self.temperature
             target = ops.softmax(teacher / t, axis=1)
-            loss = ops.mean(ops.sum(target * (ops.log(target + 1e-12) - ops.log_softmax(student / t, axis=1)), 1)) * t * t
+            loss = ops.mean(ops.sum(target * (ops.log(target + 1e-12)
+                                              - ops.log_softmax(student / t, axis=1)), 1)) * t * t
         if self.label_weight > 0:
             loss = loss + self.label_weight * self.cross_entropy(student, labels)
         return loss

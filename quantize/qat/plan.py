@@ -46,7 +46,8 @@ def qat_plan(graph: Graph, activations: list[tuple[float, int]], io: str = "floa
                           f"{len(quantized) + 1} (its input and {len(quantized)} int8 layers)",
                           "convert the checkpoint the QAT run wrote, with its own card")
     tensors = [graph.inputs[0]] + [n.outputs[0] for n in quantized]
-    params = {t: QuantParams(np.array([s], np.float32), np.array([z], np.int64)) for t, (s, z) in zip(tensors, activations)}
+    params = {t: QuantParams(np.array([s], np.float32), np.array([z], np.int64))
+              for t, (s, z) in zip(tensors, activations)}
     float_outputs = {n.outputs[0] for n in layers if n.name in float_layers}
     for tensor in activation_tensors(graph):
         if tensor in float_outputs:

@@ -1,8 +1,9 @@
 """The demo's JVM core (android_demo/core) against the golden vectors `mnv1-tk bundle` writes, and `bundle` itself.
 
 The JUnit tests check the Java preprocessing against the Python tensors on real JPEG and PNG images, the Java
-bilinear resize against cv2.resize on ten geometries (bit for bit), int8 quantization probes (exact ties, both saturation ends) and output
-dequantization exactly, top-5 from the host logits, models.json and card parsing, and the self-check.
+bilinear resize against cv2.resize on ten geometries (bit for bit), int8 quantization probes (exact ties, both
+saturation ends) and output dequantization exactly, top-5 from the host logits, models.json and card parsing,
+and the self-check.
 """
 
 from __future__ import annotations

@@ -94,7 +94,8 @@ def test_validate_cardless_onnx_matches_its_conversion(exported, converted):
 
 
 @pytest.mark.parametrize("options, normalise", [
-    ([], lambda x: (x / 255 - np.array([0.485, 0.456, 0.406])[:, None, None]) / np.array([0.229, 0.224, 0.225])[:, None, None]),
+    ([], lambda x: ((x / 255 - np.array([0.485, 0.456, 0.406])[:, None, None])
+                    / np.array([0.229, 0.224, 0.225])[:, None, None])),
     (["--input-range", "0-255"], lambda x: x),
     (["--input-range", "0-255", "--mean", "100,100,100", "--std", "2,2,2"], lambda x: (x - 100) / 2),
 ])

@@ -118,7 +118,8 @@ class _Exporter:
                 epsilon=1e-5, momentum=0.9)
         if activation == "relu":
             return self.node("Relu", [y])
-        return self.node("Clip", [y, self.constant(np.array(0.0, np.float32)), self.constant(np.array(6.0, np.float32))])
+        return self.node("Clip", [y, self.constant(np.array(0.0, np.float32)),
+                                  self.constant(np.array(6.0, np.float32))])
 
 
 def torch_style_mobilenet(width: float = 0.25, image_size: int = 32, num_classes: int = 10, *, opset: int = 17,

@@ -17,7 +17,8 @@ def test_int8_ms_from_our_tflite_agrees_with_litert(trained_digits, mslite_backe
     images, _ = eval_set(card, DatasetSpec("digits"), 359)
     with load_predictor(tflite.path, builtin_only=True) as litert, load_predictor(ms.path) as mslite:
         ours, theirs = litert.run(images), mslite.run(images)
-        logits_int8 = next(t for t in litert.interpreter.get_tensor_details() if t["name"] == f"{card.output_name}_int8")
+        logits_int8 = next(t for t in litert.interpreter.get_tensor_details()
+                           if t["name"] == f"{card.output_name}_int8")
     # Both dequantize int8 logits with the same scale: the difference in output LSB.
     lsb = np.abs(ours - theirs) / logits_int8["quantization"][0]
     agreement = float(np.mean(ours.argmax(1) == theirs.argmax(1)))

@@ -19,7 +19,8 @@ from converters.onnx_qdq import OPSET, write_qdq_onnx
 from converters.passes import lower_for_tflite
 from converters.tflite import write_tflite
 from quantize.metrics import sqnr_db
-from tests.npu.layers import dequantized, from_nchw, int8_layers, lsb, minmax_int8, reference_tensors, single_layer, to_nchw
+from tests.npu.layers import (dequantized, from_nchw, int8_layers, lsb, minmax_int8, reference_tensors, single_layer,
+                              to_nchw)
 
 
 def _ort(model: bytes) -> ort.InferenceSession:
@@ -49,7 +50,8 @@ def test_every_width_agrees_with_litert_and_the_reference(zoo_onnx, width, capsy
     model = write_qdq_onnx(qgraph)
     checked = onnx.load_from_string(model)
     assert checked.opset_import[0].version == OPSET
-    per_axis = [n for n in checked.graph.node if n.op_type == "DequantizeLinear" and n.name.endswith("weight_dequantize")]
+    per_axis = [n for n in checked.graph.node
+                if n.op_type == "DequantizeLinear" and n.name.endswith("weight_dequantize")]
     assert len(per_axis) == sum(n.op in ("conv2d", "depthwise_conv2d", "fully_connected") for n in qgraph.nodes)
 
     x = rng.randn(1, size, size, 3).astype(np.float32)

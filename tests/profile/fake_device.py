@@ -595,7 +595,8 @@ class LiteRTRunner:
         ops = interpreter._get_ops_details()
         weights = np.array([macs.get(op["index"], 0) for op in ops], dtype=np.float64) + 1.0
         times = total_ms * weights / weights.sum()
-        header = "\t             [node type]\t  [first]\t [avg ms]\t     [%]\t  [cdf%]\t  [mem KB]\t[times called]\t[Name]"
+        header = ("\t             [node type]\t  [first]\t [avg ms]\t     [%]\t  [cdf%]\t  [mem KB]"
+                  "\t[times called]\t[Name]")
         lines = ["Operator-wise Profiling Info for Regular Benchmark Runs:",
                  "============================== Run Order ==============================", header]
         cdf = 0.0
@@ -619,7 +620,8 @@ class MindSporeLiteRunner:
 
         f, shell = self.flags, self.shell
         path = f.get("modelFile", "")
-        threads, loops, warmup = int(f.get("numThreads", 2)), int(f.get("loopCount", 10)), int(f.get("warmUpLoopCount", 3))
+        threads, loops, warmup = (int(f.get("numThreads", 2)), int(f.get("loopCount", 10)),
+                                  int(f.get("warmUpLoopCount", 3)))
         shell.out(f"ModelPath = {path}\nModelType = MindIR\nInDataPath = \nConfigFilePath = \nInDataType = bin\n"
                   f"LoopCount = {loops}\nDeviceType = {f.get('device', 'CPU')}\nAccuracyThreshold = 0.5\n"
                   f"CosineDistanceThreshold = -1.1\nWarmUpLoopCount = {warmup}\nNumThreads = {threads}\n"

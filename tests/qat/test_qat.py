@@ -274,6 +274,15 @@ def test_qat_needs_a_checkpoint(tmp_path):
     assert_one_line_error(result, "--qat", "--from CKPT")
 
 
+def test_qat_checkpoint_refuses_another_classifier_precision(qat_run, tmp_path):
+    """A QAT checkpoint converts in the format it trained in: its int8 classifier has no float twin to write."""
+    out = tmp_path / "out"
+    result = invoke("convert", qat_run.last_checkpoint, "--quant", "int8", "--io", "float", "--classifier", "float",
+                    "--out", out)
+    assert_one_line_error(result, "--classifier float", "trained in int8", "drop --classifier")
+    assert not out.exists()  # checked before the export writes anything
+
+
 def test_qat_clips_the_gradient_norm_at_qat_clip_value(qat_run, trained_digits):
     from toolkit.train import load_config
     from toolkit.train.qat import with_source_model
@@ -349,5 +358,6 @@ def _xnnpack_partitions(path: Path) -> int:
     interpreter.allocate_tensors()
     delegates = [op["index"] for op in interpreter._get_ops_details() if op["op_name"] == "DELEGATE"]
     if len(delegates) == 1:
-        assert list(interpreter._interpreter.NodeOutputs(delegates[0])) == list(interpreter._interpreter.OutputIndices())
+        outputs = interpreter._interpreter.NodeOutputs(delegates[0])
+        assert list(outputs) == list(interpreter._interpreter.OutputIndices())
     return len(delegates)

@@ -6,7 +6,9 @@ import pytest
 
 from converters.ir.execute import run as run_float
 from quantize import Quantizer, Recipe
-from quantize.act_equalization import MAX_SCALE, channel_scales, equalizable_pairs, equalize_activations
+from quantize.act_equalization import (
+    MAX_SCALE, activation_equalization_pairs, channel_scales, equalize_activations,
+)
 from quantize.calibrator import calibrate
 from quantize.params import WEIGHT_AXIS, activation_params, weight_params
 from quantize.quantizer import to_nhwc
@@ -26,7 +28,7 @@ def equalized(digits_set):
 
 def test_every_layer_into_a_depthwise_or_pointwise_layer_is_equalized(digits_set, equalized):
     _, _, report = equalized
-    pairs = equalizable_pairs(digits_set.graph)
+    pairs = activation_equalization_pairs(digits_set.graph)
     assert len(pairs) == 26  # the stem and 12 pointwise layers into depthwise layers, 13 depthwise into pointwise
     assert sum(second.op == "depthwise_conv2d" for _, second in pairs) == 13
     assert sorted(report.scales) == sorted(first.name for first, _ in pairs)
@@ -46,7 +48,7 @@ def test_every_channel_reaches_the_tensor_maximum_but_its_headroom(digits_set, e
     calibration, _, _ = equalized
     graph, _ = equalize_activations(digits_set.graph, calibration.preact_max, headroom)
     after = calibrate(graph, to_nhwc(digits_set.calib)).preact_max
-    for first, _ in equalizable_pairs(graph):
+    for first, _ in activation_equalization_pairs(graph):
         before, peak = (np.clip(p[first.name], 0, 6.0) for p in (calibration.preact_max, after))
         assert peak.max() == pytest.approx(before.max(), rel=1e-5)
         alive = before > before.max() / MAX_SCALE
@@ -64,7 +66,7 @@ def test_the_int8_weights_change_only_where_input_columns_are_rescaled(digits_se
     the depthwise layers' int8 weights stay; the pointwise layers after a depthwise layer (input columns
     rescaled inside a row's one scale) change."""
     _, graph, _ = equalized
-    pairs = equalizable_pairs(digits_set.graph)
+    pairs = activation_equalization_pairs(digits_set.graph)
     rescaled_columns = {second.name for _, second in pairs if second.op == "conv2d"}
     layers = {n.name: n for pair in pairs for n in pair}
     assert len(layers) == 27 and len(rescaled_columns) == 13
@@ -83,7 +85,7 @@ def test_the_activation_grids_are_finer_on_held_out_images(digits_set, equalized
     calibration, graph, report = equalized
     after = calibrate(graph, to_nhwc(digits_set.calib))
     x = to_nhwc(digits_set.val)
-    pairs = equalizable_pairs(graph)
+    pairs = activation_equalization_pairs(graph)
     names = [first.outputs[0] for first, _ in pairs]
     original, rescaled = run_float(digits_set.graph, x, fetch=names), run_float(graph, x, fetch=names)
     for (first, _), name in zip(pairs, names):

@@ -32,7 +32,8 @@ def test_the_classifier_is_float_and_the_rest_int8(both):
     # Every other layer is int8, with the same parameters as the all-int8 model's.
     for node in int8.graph.nodes:
         if node.op in ("conv2d", "depthwise_conv2d"):
-            np.testing.assert_array_equal(graph.const(graph.node(node.name).inputs[1]), int8.graph.const(node.inputs[1]))
+            np.testing.assert_array_equal(graph.const(graph.node(node.name).inputs[1]),
+                                          int8.graph.const(node.inputs[1]))
     assert graph.meta["quantization"]["float_layers"] == [classifier.name]
 
 

@@ -32,7 +32,8 @@ def test_global_pool_becomes_one_mean():
 @pytest.mark.parametrize("image_size", [35, 56])  # a 5x5 (25 values) and a 7x7 (49) final feature map
 def test_mean_is_bit_exact(image_size):
     rng = np.random.RandomState(image_size)
-    result = Quantizer(FAST).quantize(_graph(image_size, 2), rng.randn(16, 3, image_size, image_size).astype(np.float32))
+    result = Quantizer(FAST).quantize(_graph(image_size, 2),
+                                      rng.randn(16, 3, image_size, image_size).astype(np.float32))
     mean = next(n for n in result.graph.nodes if n.op == "mean")
     scales = (result.graph.tensors[t].quant.scale[0] for t in (mean.inputs[0], mean.outputs[0]))
     assert len(set(scales)) == 2  # its own output range: the requantization is exercised

@@ -10,7 +10,7 @@ from converters.ir.execute import run as run_float
 from quantize import CalibrationResult, QuantPlan, Quantizer, Recipe, reference
 from quantize.bias_correction import correct_biases
 from quantize.calibrator import calibrate
-from quantize.cle import channel_spread, equalizable_pairs, equalize
+from quantize.cle import channel_spread, cle_pairs, equalize
 from quantize.metrics import sqnr_db
 from quantize.quantizer import to_nhwc
 
@@ -47,7 +47,7 @@ def test_cle_equalizes_weight_ranges_and_keeps_the_function(digits_set):
     x = to_nhwc(digits_set.calib)
     calibration = calibrate(graph, x)
     equalized, report = equalize(graph, calibration.preact_max)
-    pairs = equalizable_pairs(graph)
+    pairs = cle_pairs(graph)
     assert report.pairs == len(pairs) == 26  # 13 x (conv -> depthwise, depthwise -> pointwise)
     # The spread (max/min) of per-output-channel weight ranges of the first layer of each pair.
     before = np.array([report.spread_before[first.name] for first, _ in pairs])
@@ -162,7 +162,8 @@ def test_fallback_keeps_the_most_sensitive_layers_in_float(digits_set):
         assert result.graph.tensors[node.outputs[0]].dtype == "float32"
         assert result.graph.tensors[node.inputs[1]].dtype == "float32"
     all_int8 = Quantizer(recipe.replace(fallback="none")).quantize(digits_set.graph, digits_set.calib)
-    assert quantizer.validate(result, digits_set.val)["sqnr_db"] > quantizer.validate(all_int8, digits_set.val)["sqnr_db"]
+    assert (quantizer.validate(result, digits_set.val)["sqnr_db"]
+            > quantizer.validate(all_int8, digits_set.val)["sqnr_db"])
 
 
 def test_sensitivity_report_covers_every_layer(digits_set, default_result):

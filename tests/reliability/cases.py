@@ -119,7 +119,8 @@ def _full_disk_training(models, tmp: Path) -> list:
 
 CASES: list[Case] = [
     *[Case(f"{how} {suffix}", "corrupt model files", _damaged(suffix, how),
-           ("corrupt or truncated",) if suffix == ".ckpt" else ("not a valid",) if suffix != ".ms" else ("MindSpore Lite",))
+           (("corrupt or truncated",) if suffix == ".ckpt" else ("not a valid",) if suffix != ".ms"
+            else ("MindSpore Lite",)))
       for suffix in FORMATS for how in ("truncated", "random bytes")],
     *[Case(f"card with 12 classes next to {suffix}", "card does not match its model",
            _card(suffix, num_classes=12, labels=[str(i) for i in range(12)]), ("12",)) for suffix in FORMATS],

@@ -294,7 +294,8 @@ def test_zoo_ctrl_c_during_training_and_sigkill_during_profiling(tmp_path):
     _wait_for(run_dir / "optim_mobilenet_v1_025.ckpt", process)  # epoch 1 is committed: epoch 2 is running
     _ctrl_c(process)
     assert leftovers(out) == [] and not (out / "zoo.json").exists()
-    assert sorted(p.name for p in run_dir.glob("*.ckpt")) == ["mobilenet_v1_025-1_10.ckpt", "optim_mobilenet_v1_025.ckpt"]
+    assert sorted(p.name for p in run_dir.glob("*.ckpt")) == ["mobilenet_v1_025-1_10.ckpt",
+                                                              "optim_mobilenet_v1_025.ckpt"]
 
     process = _start(_zoo_args(tmp_path, out))  # resumes training, then goes on to profile
     _wait_for_output(process, "· profile ")

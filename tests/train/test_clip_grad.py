@@ -25,7 +25,8 @@ def start():
     """(batch, initial weights) shared by every step."""
     rng = np.random.RandomState(0)
     batch = (ms.Tensor(rng.randn(4, 3, 32, 32).astype(np.float32)), ms.Tensor(rng.randint(0, 10, 4).astype(np.int32)))
-    return batch, {p.name: p.asnumpy().copy() for p in create_model("mobilenet_v1_025", num_classes=10).get_parameters()}
+    return batch, {p.name: p.asnumpy().copy()
+                   for p in create_model("mobilenet_v1_025", num_classes=10).get_parameters()}
 
 
 def _one_step(start, values: dict):

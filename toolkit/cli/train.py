@@ -30,7 +30,8 @@ from toolkit.cli import main
 @click.option("--qat", is_flag=True, default=None,
               help="Quantization-aware fine-tuning of --from CKPT, distilled from its float logits.")
 @click.option("--from", "qat_from", metavar="CKPT", help="The trained checkpoint --qat fine-tunes.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any config key, e.g. --set label_smoothing=0.1.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Any config key, e.g. --set label_smoothing=0.1.")
 def train(config_file, data_dir, dataset, model, image_size, num_classes, activation, pretrained, epochs, batch_size,
           lr, ckpt_save_dir, resume, device_target, distributed, amp_level, ema, seed, qat, qat_from, sets):
     """Train MobileNetV1 on MindSpore. YAML sets the defaults, flags override them.

@@ -64,7 +64,8 @@ def load_digits(split: str, image_size: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _check_image_folder(root: Path) -> list[str]:
     if not root.is_dir():
-        raise DataError(f"data directory {root} does not exist", "pass --data-dir pointing at root/{train,val}/<class>/")
+        raise DataError(f"data directory {root} does not exist",
+                        "pass --data-dir pointing at root/{train,val}/<class>/")
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
         raise DataError(f"{root} has no class folders", "lay images out as <split>/<class>/*.jpg")

@@ -41,7 +41,8 @@ def create_transforms(training: bool, image_size: int, mean, std, crop_pct: floa
     inter = _inter(interpolation)
     if training:
         aug = augment or AugmentConfig()
-        ops = [vision.RandomResizedCrop(image_size, scale=tuple(aug.scale), ratio=tuple(aug.ratio), interpolation=inter)]
+        ops = [vision.RandomResizedCrop(image_size, scale=tuple(aug.scale), ratio=tuple(aug.ratio),
+                                        interpolation=inter)]
         if aug.hflip > 0:
             ops.append(vision.RandomHorizontalFlip(prob=aug.hflip))
         if aug.vflip > 0:

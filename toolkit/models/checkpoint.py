@@ -86,8 +86,9 @@ def load_weights(model, source: str | Path | dict, head: str = "adapt", path: st
     """Load a checkpoint (a path or the dict `read_checkpoint` returns) into a MobileNetV1 cell.
 
     `head="adapt"` re-initialises a head of another class count (fine-tuning); `head="strict"` only
-    allows the 1001 -> 1000 slice; a re-initialised head keeps the model's own fresh initialisation. Entries the model does not have (optimizer moments, step
-    counters) are ignored; a missing or differently shaped backbone parameter is a CheckpointError.
+    allows the 1001 -> 1000 slice; a re-initialised head keeps the model's own fresh initialisation.
+    Entries the model does not have (optimizer moments, step counters) are ignored; a missing or
+    differently shaped backbone parameter is a CheckpointError.
     """
     import mindspore as ms
 

@@ -61,7 +61,8 @@ class DataConfig:
     num_samples: Optional[int] = option("num_samples", None, "use only this many training images", check=POSITIVE)
     batch_size: int = option("batch_size", 128, "images per step and device", check=POSITIVE)
     drop_remainder: bool = option("drop_remainder", True, "drop the last incomplete training batch")
-    num_workers: int = option("num_parallel_workers", 4, "dataset worker threads (at most the CPU count)", check=POSITIVE)
+    num_workers: int = option("num_parallel_workers", 4, "dataset worker threads (at most the CPU count)",
+                              check=POSITIVE)
     image_size: int = option("image_resize", 224, "input size (32..224)",
                              check=(lambda v: 32 <= v <= 224, "in 32..224"))
     interpolation: str = option("interpolation", "bilinear", "resize interpolation", choices=INTERPOLATIONS)

@@ -42,7 +42,8 @@ def with_source_model(config: TrainConfig) -> TrainConfig:
                           scheduler=dataclasses.replace(config.scheduler, lr=config.qat.lr),
                           optimizer=dataclasses.replace(config.optimizer, weight_decay=config.qat.weight_decay,
                                                         clip_grad=config.qat.clip_value is not None,
-                                                        clip_value=config.qat.clip_value or config.optimizer.clip_value))
+                                                        clip_value=(config.qat.clip_value
+                                                                    or config.optimizer.clip_value)))
 
 
 def _float_model(config: TrainConfig, num_classes: int):
@@ -57,7 +58,8 @@ def _float_model(config: TrainConfig, num_classes: int):
 def create_qat_networks(config: TrainConfig, num_classes: int, spec, say=print):
     """(DistillationNet to train, QAT student copy to validate and save, its forward). The student starts
     where our default PTQ ends (its ranges, AdaRound's rounding and bias-corrected biases; `qat_init: minmax`:
-    min/max ranges) on the first `qat_calib_images` training images through the eval transform (the same on every worker)."""
+    min/max ranges) on the first `qat_calib_images` training images through the eval transform (the same
+    on every worker)."""
     from quantize.qat.distill import DistillationNet
     from quantize.qat.network import QATMobileNetV1, initialise_ranges, start_from_plan
     from toolkit.validate import eval_batches

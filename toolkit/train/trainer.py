@@ -225,7 +225,8 @@ class Trainer:
                          mean=tuple(mean), std=tuple(std), crop_pct=config.data.crop_pct,
                          interpolation=config.data.interpolation, activation=config.model.activation, format="ckpt",
                          source="mnv1-tk train")
-        loss_fn = distillation_loss(config, num_classes) if config.qat.enabled else create_loss(config.loss, num_classes)
+        loss_fn = (distillation_loss(config, num_classes) if config.qat.enabled
+                   else create_loss(config.loss, num_classes))
         steps_per_epoch = loader.get_dataset_size()
         lrs = create_scheduler(config.scheduler, steps_per_epoch, config.run.epochs)
         optim = config.optimizer
