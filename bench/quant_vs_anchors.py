@@ -59,6 +59,7 @@ SQNR_TIE_DB = 0.1
 AGREEMENT_NOISE_IMAGES = 2
 BOOTSTRAP_RESAMPLES = 1000
 SPLITS = ("clean", "perturbed")
+FLOAT_CLASSIFIER_OURS = "ours float classifier"
 OURS = {  # name -> recipe fields over the default recipe
     "ours (default)": {},
     "ours no adaround": {"adaround": False},
@@ -85,9 +86,8 @@ OURS = {  # name -> recipe fields over the default recipe
     "ours act-eq 1.0": {"act_equalization": 1.0},
     "ours act-eq 1.25": {"act_equalization": 1.25},
     "ours act-eq 2": {"act_equalization": 2.0},
-    "ours float classifier": {"classifier": "float"},
+    FLOAT_CLASSIFIER_OURS: {"classifier": "float"},
 }
-FLOAT_CLASSIFIER_OURS = "ours float classifier"
 
 
 def digits_pixels(split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
